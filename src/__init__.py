@@ -1,0 +1,129 @@
+"""CityPulse: the application factory."""
+import logging
+import time
+
+from bson import ObjectId
+from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from src import db, redis_client
+from src.config import Config, get_config
+from src.errors import ApiError, register_error_handlers
+from src.extensions import api, limiter, socketio
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config=None):
+    """Build the app from a config name, class or instance (default: APP_ENV)."""
+    config = _resolve_config(config)
+    config.validate()
+    app = Flask(__name__)
+    app.config.from_object(config)
+    app.json = CityPulseJSONProvider(app)
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_socket_handlers(app)
+    register_error_handlers(app)
+    register_request_guards(app)
+    bootstrap_data(app)
+    return app
+
+
+def _resolve_config(config):
+    if config is None or isinstance(config, str):
+        return get_config(config)
+    if isinstance(config, type):
+        return config()
+    return config
+
+
+def configure_logging(app):
+    logging.basicConfig(level=app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_extensions(app):
+    """Bind storage, Redis, rate limits, OpenAPI and Socket.IO to this app."""
+    if app.config["TRUST_PROXY_HOPS"]:
+        hops = app.config["TRUST_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    db.init_app(app)
+    redis_client.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
+    api.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        message_queue=app.config["REDIS_URL"],
+        cors_allowed_origins=app.config["CORS_ALLOWED_ORIGINS"],
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def register_blueprints(app):
+    """Every REST blueprint, through flask-smorest so each lands in the OpenAPI spec."""
+    from src.routes import BLUEPRINTS
+
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
+
+
+def register_socket_handlers(app):
+    """The Socket.IO event handlers (registered once on the shared SocketIO object)."""
+    from src.events import handlers  # noqa: F401  (importing registers the handlers)
+
+
+def register_request_guards(app):
+    """Refuse non-JSON bodies before any view parses them; finish a bootstrap that MongoDB refused."""
+
+    @app.before_request
+    def require_json_body():
+        if request.method in ("POST", "PUT", "PATCH") and request.content_length and not request.is_json:
+            raise ApiError("Request body must be application/json", status=415)
+
+    @app.before_request
+    def retry_bootstrap():
+        state = app.extensions["bootstrap"]
+        if not state["done"] and time.monotonic() - state["attempted"] > BOOTSTRAP_RETRY_S:
+            bootstrap_data(app)
+
+
+BOOTSTRAP_RETRY_S = 10
+
+
+def bootstrap_data(app):
+    """Create collections and indexes, and the default admin. Logged, not fatal, if MongoDB is down."""
+    from pymongo.errors import PyMongoError
+
+    from src.services.accounts import ensure_default_admin
+
+    state = app.extensions.setdefault("bootstrap", {"done": False, "attempted": 0.0})
+    state["attempted"] = time.monotonic()
+    try:
+        db.ensure_schema(db.get_db(app), app.config["RAW_RETENTION_HOURS"])
+        ensure_default_admin(app)
+        state["done"] = True
+    except PyMongoError as exc:
+        log.error("database bootstrap failed (%s); requests get 503 until MongoDB is reachable",
+                  exc.__class__.__name__)
+
+
+class CityPulseJSONProvider(DefaultJSONProvider):
+    """ObjectIds as strings and datetimes as ISO 8601 UTC with Z, for any dict we return."""
+
+    @staticmethod
+    def default(o):
+        from datetime import datetime
+
+        from src.schemas.common import isoformat_z
+
+        if isinstance(o, ObjectId):
+            return str(o)
+        if isinstance(o, datetime):
+            return isoformat_z(o)
+        return DefaultJSONProvider.default(o)

@@ -1,0 +1,150 @@
+"""Configuration, read from environment variables and nowhere else.
+
+`get_config(name)` picks Development / Testing / Production; `APP_ENV` names the
+default. Every variable is documented, with its default, in README.md.
+"""
+import os
+
+DEFAULT_JWT_SECRET = "dev-insecure-jwt-secret-change-me"
+DEFAULT_ADMIN_EMAIL = "admin@smartcity.com"
+DEFAULT_ADMIN_PASSWORD = "admin123"
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe or inconsistent; the server must not start."""
+
+
+def _env(name, default=None):
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def _int(name, default):
+    return int(_env(name, default))
+
+
+def _float(name, default):
+    return float(_env(name, default))
+
+
+def _bool(name, default):
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+class Config:
+    ENV_NAME = "base"
+    SERVICE_NAME = "citypulse"
+    VERSION = "0.1.0"
+    TESTING = False
+    DEBUG = False
+
+    HOST = _env("HOST", "0.0.0.0")
+    PORT = _int("PORT", 5000)
+    # eventlet is the production server; threading is the debugging escape hatch.
+    SOCKETIO_ASYNC_MODE = _env("SOCKETIO_ASYNC_MODE", "eventlet")
+    # eventlet.wsgi caps concurrent connections at 1024 unless told otherwise.
+    MAX_CONNECTIONS = _int("MAX_CONNECTIONS", 10000)
+    CORS_ALLOWED_ORIGINS = _env("CORS_ALLOWED_ORIGINS", "*")
+    TRUST_PROXY_HOPS = _int("TRUST_PROXY_HOPS", 0)
+    LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+
+    # Storage: MongoDB when MONGO_URI is set, the embedded engine otherwise.
+    MONGO_URI = _env("MONGO_URI")
+    MONGO_DB_NAME = _env("MONGO_DB_NAME", "citypulse")
+    MONGO_TIMEOUT_MS = _int("MONGO_TIMEOUT_MS", 3000)
+    # The embedded engine has no TTL monitor and slows with size, so it keeps hours.
+    RAW_RETENTION_HOURS = _int("RAW_RETENTION_HOURS", 168 if MONGO_URI else 6)
+
+    REDIS_URL = _env("REDIS_URL")
+
+    # Auth
+    JWT_SECRET_KEY = _env("JWT_SECRET_KEY", DEFAULT_JWT_SECRET)
+    JWT_ACCESS_TTL_S = _int("JWT_ACCESS_TTL_S", 15 * 60)
+    JWT_REFRESH_TTL_S = _int("JWT_REFRESH_TTL_S", 7 * 24 * 3600)
+    BCRYPT_ROUNDS = _int("BCRYPT_ROUNDS", 12)
+    ADMIN_EMAIL = _env("ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL)
+    ADMIN_USERNAME = _env("ADMIN_USERNAME", "admin")
+    ADMIN_PASSWORD = _env("ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
+    ALLOW_SELF_REGISTRATION = _bool("ALLOW_SELF_REGISTRATION", False)
+
+    # HTTP
+    MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_DEFAULT = _env("RATELIMIT_DEFAULT", "100 per minute")
+    RATELIMIT_LOGIN = _env("RATELIMIT_LOGIN", "10 per minute")
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_KEY_PREFIX = _env("RATELIMIT_KEY_PREFIX", "citypulse")
+
+    SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", True)
+
+    # OpenAPI (flask-smorest)
+    API_TITLE = "CityPulse API"
+    API_VERSION = VERSION
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    API_SPEC_OPTIONS = {
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+    def validate(self):
+        """Raise ConfigError when this configuration is unsafe to serve with."""
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    DEBUG = False  # the reloader and debugger don't mix with eventlet
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    MONGO_URI = _env("TEST_MONGO_URI")
+    MONGO_DB_NAME = _env("TEST_MONGO_DB_NAME", "citypulse_test")
+    REDIS_URL = None  # tests opt in to Redis explicitly
+    BCRYPT_ROUNDS = 4  # the minimum bcrypt accepts; keeps the suite fast
+    RATELIMIT_ENABLED = False  # rate-limit tests switch it back on
+    SCHEDULER_ENABLED = False
+    SOCKETIO_ASYNC_MODE = "threading"
+    ADMIN_PASSWORD = DEFAULT_ADMIN_PASSWORD
+    JWT_SECRET_KEY = "testing-secret-key-that-is-long-enough-for-hs256"
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+
+    def validate(self):
+        problems = []
+        if self.JWT_SECRET_KEY in (None, "", DEFAULT_JWT_SECRET) or len(self.JWT_SECRET_KEY) < 32:
+            problems.append("JWT_SECRET_KEY must be set to a random value of at least 32 characters")
+        if self.ADMIN_PASSWORD in (None, "", DEFAULT_ADMIN_PASSWORD):
+            problems.append("ADMIN_PASSWORD must be set and must not be the development default")
+        elif len(self.ADMIN_PASSWORD) < 8:
+            problems.append("ADMIN_PASSWORD must be at least 8 characters")
+        if problems:
+            raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name=None):
+    """Return a config instance for `name`, or for APP_ENV (default development)."""
+    name = (name or _env("APP_ENV", "development")).lower()
+    if name not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {sorted(CONFIGS)}, not {name!r}")
+    return CONFIGS[name]()

@@ -1,0 +1,170 @@
+"""Storage: real MongoDB through pymongo, or the embedded engine through the same calls.
+
+The embedded engine (mongomock-ng) has two measured defects that this module fixes:
+- it is not thread-safe, so every engine call runs under one process-wide lock
+  (`engine_lock`), which also makes read-modify-write operations atomic;
+- its cursor re-slices the whole result list for every document it yields, which
+  makes `list(find())` quadratic; `_patch_cursor` makes iteration linear.
+It still scans every collection on every query: callers bound their queries.
+"""
+import functools
+import json
+import logging
+import os
+import threading
+import time
+
+from flask import current_app
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo.errors import CollectionInvalid, OperationFailure
+
+log = logging.getLogger(__name__)
+
+COLLECTIONS_FILE = os.path.join(os.path.dirname(__file__), "models", "collections.json")
+
+# One lock for the embedded engine, per process. Re-entrant because engine methods
+# call each other (find_one -> find, update -> find).
+engine_lock = threading.RLock()
+
+_LOCKED_METHODS = (
+    "insert_one", "insert_many", "find_one", "find_one_and_update", "find_one_and_delete",
+    "find_one_and_replace", "update_one", "update_many", "replace_one", "delete_one",
+    "delete_many", "count_documents", "estimated_document_count", "distinct", "aggregate",
+    "bulk_write", "create_index", "create_indexes", "drop_index", "drop", "index_information",
+)
+_patched = False
+
+
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with engine_lock:
+            return method(*args, **kwargs)
+    return wrapper
+
+
+def _patch_cursor(cursor_cls):
+    """Make cursor iteration linear: slice the result window once, not per document."""
+    compute = cursor_cls._compute_results
+
+    def window(self):
+        key = (self._factory, self._skip, self._limit)
+        cached = self.__dict__.get("_citypulse_window")
+        if cached is None or cached[0] != key:
+            with engine_lock:
+                cached = (key, compute(self, with_limit_and_skip=True))
+            self.__dict__["_citypulse_window"] = cached
+        return cached[1]
+
+    def next_doc(self):
+        results = window(self)
+        if self._emitted >= len(results):
+            raise StopIteration
+        doc = results[self._emitted]
+        self._emitted += 1
+        return _cast(doc, self.collection.codec_options.document_class)
+
+    from mongomock_ng.collection import _cast_document_class as _cast
+
+    cursor_cls.__next__ = next_doc
+    cursor_cls.next = next_doc
+    cursor_cls._compute_results = _locked(compute)
+
+
+def patch_embedded_engine():
+    """Apply the thread-safety lock and the cursor fix to mongomock-ng, once."""
+    global _patched
+    if _patched:
+        return
+    from mongomock_ng.collection import Collection, Cursor
+
+    for name in _LOCKED_METHODS:
+        if hasattr(Collection, name):
+            setattr(Collection, name, _locked(getattr(Collection, name)))
+    _patch_cursor(Cursor)
+    _patched = True
+
+
+def make_client(uri, timeout_ms):
+    """A pymongo client for `uri`, or an embedded one when `uri` is empty."""
+    if uri:
+        return MongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms, appname="citypulse",
+        )
+    import mongomock_ng
+
+    patch_embedded_engine()
+    return mongomock_ng.MongoClient(tz_aware=True)
+
+
+def init_app(app):
+    """Create this app's client and database handle (no network I/O until first use)."""
+    client = make_client(app.config["MONGO_URI"], app.config["MONGO_TIMEOUT_MS"])
+    app.extensions["mongo_client"] = client
+    app.extensions["mongo_db"] = client[app.config["MONGO_DB_NAME"]]
+    app.extensions["mongo_engine"] = "mongodb" if app.config["MONGO_URI"] else "embedded"
+
+
+def get_db(app=None):
+    """The database of `app`, or of the current app."""
+    return (app or current_app).extensions["mongo_db"]
+
+
+def is_embedded(app=None):
+    return (app or current_app).extensions["mongo_engine"] == "embedded"
+
+
+def ping(app=None):
+    """Return (ok, latency_ms, error) for the database."""
+    started = time.perf_counter()
+    try:
+        get_db(app).command("ping")
+        return True, round((time.perf_counter() - started) * 1000, 2), None
+    except Exception as exc:  # any failure means "not reachable" to a health check
+        return False, None, exc.__class__.__name__
+
+
+def load_collection_specs():
+    """Collections, validators and indexes, shared with mongo-init.js."""
+    with open(COLLECTIONS_FILE, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _index_model(spec, ttl_seconds):
+    keys = [(field, DESCENDING if direction == -1 else ASCENDING) for field, direction in spec["keys"]]
+    options = {"name": spec["name"]}
+    if spec.get("unique"):
+        options["unique"] = True
+    if spec.get("sparse"):
+        options["sparse"] = True
+    if "ttl" in spec:
+        options["expireAfterSeconds"] = ttl_seconds if spec["ttl"] == "RAW_RETENTION" else int(spec["ttl"])
+    return IndexModel(keys, **options)
+
+
+def ensure_schema(db, raw_retention_hours):
+    """Create collections (with validators on real MongoDB) and every index, idempotently."""
+    specs = load_collection_specs()
+    ttl_seconds = int(raw_retention_hours) * 3600
+    existing = set(db.list_collection_names())
+    embedded = db.client.__class__.__module__.startswith("mongomock")
+    for name, spec in specs["collections"].items():
+        if name not in existing:
+            try:
+                if embedded or not spec.get("validator"):
+                    db.create_collection(name)
+                else:
+                    db.create_collection(name, validator=spec["validator"], validationLevel="moderate")
+            except CollectionInvalid:
+                pass  # another process created it first
+        for index in spec.get("indexes", []):
+            model = _index_model(index, ttl_seconds)
+            try:
+                db[name].create_indexes([model])
+            except OperationFailure as exc:
+                # An index whose options changed (e.g. a new retention) is rebuilt.
+                if exc.code not in (85, 86):
+                    raise
+                db[name].drop_index(index["name"])
+                db[name].create_indexes([model])

@@ -1,0 +1,1 @@
+"""The Socket.IO side: handlers (client -> server), rooms (names), broadcast (the only emitter)."""

@@ -1,0 +1,87 @@
+"""The `users` collection."""
+from datetime import datetime, timezone
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+ROLES = ("admin", "operator", "viewer")
+PUBLIC_FIELDS = ("email", "username", "role", "full_name", "active", "created_at", "updated_at", "last_login_at")
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def _oid(user_id):
+    try:
+        return ObjectId(user_id)
+    except (InvalidId, TypeError):
+        return None
+
+
+def create(db, email, username, password_hash, role, full_name=None):
+    """Insert a user; a duplicate email or username raises DuplicateKeyError."""
+    now = _now()
+    doc = {
+        "email": email.lower(),
+        "username": username,
+        "password_hash": password_hash,
+        "role": role,
+        "full_name": full_name,
+        "active": True,
+        "created_at": now,
+        "updated_at": now,
+        "tokens_valid_after": None,
+        "last_login_at": None,
+    }
+    doc["_id"] = db.users.insert_one(doc).inserted_id
+    return doc
+
+
+def get(db, user_id):
+    oid = _oid(user_id)
+    return db.users.find_one({"_id": oid}) if oid else None
+
+
+def find_by_email(db, email):
+    return db.users.find_one({"email": email.lower()})
+
+
+def find_by_username(db, username):
+    return db.users.find_one({"username": username})
+
+
+def count(db):
+    return db.users.count_documents({})
+
+
+def update(db, user_id, fields):
+    """Set `fields` and return the updated user, or None if there is no such user."""
+    from pymongo import ReturnDocument
+
+    changes = dict(fields, updated_at=_now())
+    return db.users.find_one_and_update(
+        {"_id": _oid(user_id)}, {"$set": changes}, return_document=ReturnDocument.AFTER
+    )
+
+
+def set_password(db, user_id, password_hash, tokens_valid_after):
+    """Store a new hash; tokens issued before `tokens_valid_after` stop working."""
+    return update(db, user_id, {"password_hash": password_hash, "tokens_valid_after": tokens_valid_after})
+
+
+def record_login(db, user_id):
+    db.users.update_one({"_id": _oid(user_id)}, {"$set": {"last_login_at": _now()}})
+
+
+def list_page(db, role=None, limit=50, offset=0):
+    query = {"role": role} if role else {}
+    items = list(db.users.find(query).sort("created_at", 1).skip(offset).limit(limit))
+    return {"items": items, "total": db.users.count_documents(query)}
+
+
+def public(user):
+    """The user without secrets, with `id` as a string."""
+    out = {"id": str(user["_id"])}
+    out.update({k: user.get(k) for k in PUBLIC_FIELDS})
+    return out

@@ -1,0 +1,1 @@
+"""Marshmallow schemas: request bodies, query args, responses and socket payloads."""

@@ -1,0 +1,69 @@
+"""Schemas for /api/auth."""
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from src.models.users import ROLES
+from src.schemas.common import ObjectIdString, Password, UTCDateTime
+
+USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="3-32 letters, digits, '_', '.' or '-'.")
+
+
+class LoginSchema(Schema):
+    email = fields.Email(metadata={"example": "admin@smartcity.com"})
+    username = fields.String(validate=validate.Length(min=1, max=64))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256),
+                             metadata={"example": "admin123"})
+
+    @validates_schema
+    def one_identifier(self, data, **kwargs):
+        if not data.get("email") and not data.get("username"):
+            raise ValidationError("Give email or username.", "email")
+
+
+class RefreshSchema(Schema):
+    refresh_token = fields.String(load_default=None)
+
+
+class LogoutSchema(Schema):
+    refresh_token = fields.String(load_default=None)
+
+
+class RegisterSchema(Schema):
+    email = fields.Email(required=True)
+    username = fields.String(validate=USERNAME)
+    password = Password(required=True)
+    role = fields.String(load_default="viewer", validate=validate.OneOf(ROLES))
+    full_name = fields.String(validate=validate.Length(max=120), allow_none=True)
+
+
+class ProfileUpdateSchema(Schema):
+    email = fields.Email()
+    username = fields.String(validate=USERNAME)
+    full_name = fields.String(validate=validate.Length(max=120), allow_none=True)
+
+
+class ChangePasswordSchema(Schema):
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    new_password = Password(required=True)
+
+
+class UserSchema(Schema):
+    id = ObjectIdString(attribute="_id", dump_only=True)
+    email = fields.String()
+    username = fields.String()
+    role = fields.String()
+    full_name = fields.String(allow_none=True)
+    active = fields.Boolean()
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+    last_login_at = UTCDateTime(allow_none=True)
+
+
+class AccessTokenSchema(Schema):
+    access_token = fields.String()
+    token_type = fields.String(metadata={"example": "Bearer"})
+    expires_in = fields.Integer(metadata={"description": "access token lifetime in seconds"})
+
+
+class TokenSchema(AccessTokenSchema):
+    refresh_token = fields.String()
+    user = fields.Nested(UserSchema)

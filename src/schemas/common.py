@@ -1,0 +1,63 @@
+"""Fields and schemas shared by every area."""
+from datetime import datetime, timezone
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+
+def to_utc(value):
+    """An aware UTC datetime; naive values are taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def isoformat_z(value):
+    """ISO 8601 in UTC with a `Z`, millisecond precision (what MongoDB stores)."""
+    return to_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class UTCDateTime(fields.DateTime):
+    """Loads any ISO 8601 time (naive means UTC) as aware UTC; dumps ISO 8601 with `Z`."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else isoformat_z(value)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and value.endswith(("Z", "z")):
+            value = value[:-1] + "+00:00"
+        return to_utc(super()._deserialize(value, attr, data, **kwargs))
+
+
+class ObjectIdString(fields.String):
+    """An ObjectId dumped as its hex string."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else str(value)
+
+
+class Password(fields.String):
+    """At least 8 characters, at most 72 bytes (bcrypt's limit)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=validate.Length(min=8, max=128), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if len(value.encode("utf-8")) > 72:
+            raise ValidationError("Password must be at most 72 bytes.")
+        return value
+
+
+class MessageSchema(Schema):
+    message = fields.String()
+
+
+class ErrorSchema(Schema):
+    """The one error shape."""
+    error = fields.String(required=True, metadata={"example": "validation_error"})
+    message = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.Raw())
+
+
+def now_utc():
+    return datetime.now(timezone.utc)

@@ -1,0 +1,1 @@
+"""Logic with more than one caller, testable without a request."""

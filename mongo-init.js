@@ -1,5 +1,5 @@
 // Runs once in the mongo:7 container (/docker-entrypoint-initdb.d) on an empty volume.
-// Collections, $jsonSchema validators and indexes come from src/models/collections.json,
+// Collections, JSON-schema validators and indexes come from src/models/collections.json,
 // the same file the server applies at start-up, so the two can never drift apart.
 const fs = require('fs');
 const specPath = process.env.CITYPULSE_COLLECTIONS || '/citypulse/collections.json';

@@ -174,6 +174,10 @@ def roles_required(*roles):
 auth_required = roles_required()
 
 
+def default_rate_limit():
+    return current_app.config["RATELIMIT_DEFAULT"]
+
+
 def rate_limit_key():
     """Rate-limit per user when a valid token is presented, per client IP otherwise."""
     token = bearer_token()

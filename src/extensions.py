@@ -7,10 +7,11 @@ from flask_limiter import Limiter
 from flask_smorest import Api
 from flask_socketio import SocketIO
 
-from src.auth import rate_limit_key
+from src.auth import default_rate_limit, rate_limit_key
 
 api = Api()
 socketio = SocketIO()
-limiter = Limiter(key_func=rate_limit_key)
+# The default limit is read per request so each app (and each test app) uses its own config.
+limiter = Limiter(key_func=rate_limit_key, default_limits=[default_rate_limit])
 # Created unstarted; src.schedulers decides whether this process runs jobs.
 scheduler = BackgroundScheduler(timezone="UTC")

@@ -1,0 +1,42 @@
+"""Configuration safety."""
+import pytest
+
+from src import create_app
+from src.config import DEFAULT_ADMIN_PASSWORD, DEFAULT_JWT_SECRET, ConfigError, ProductionConfig, get_config
+
+STRONG_SECRET = "k" * 48
+
+
+def production(**attrs):
+    return type("Prod", (ProductionConfig,), attrs)
+
+
+def test_production_refuses_the_default_jwt_secret():
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY"):
+        create_app(production(JWT_SECRET_KEY=DEFAULT_JWT_SECRET, ADMIN_PASSWORD="a-real-password"))
+
+
+def test_production_refuses_a_short_jwt_secret():
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY"):
+        create_app(production(JWT_SECRET_KEY="short", ADMIN_PASSWORD="a-real-password"))
+
+
+def test_production_refuses_the_default_admin_password():
+    with pytest.raises(ConfigError, match="ADMIN_PASSWORD"):
+        create_app(production(JWT_SECRET_KEY=STRONG_SECRET, ADMIN_PASSWORD=DEFAULT_ADMIN_PASSWORD))
+
+
+def test_production_starts_with_both_set():
+    app = create_app(production(JWT_SECRET_KEY=STRONG_SECRET, ADMIN_PASSWORD="a-real-password",
+                                SCHEDULER_ENABLED=False, MONGO_URI=None,
+                                SOCKETIO_ASYNC_MODE="threading"))
+    client = app.test_client()
+    assert client.post("/api/auth/login", json={"email": "admin@smartcity.com", "password": "admin123"}
+                       ).status_code == 401
+    assert client.post("/api/auth/login", json={"email": "admin@smartcity.com", "password": "a-real-password"}
+                       ).status_code == 200
+
+
+def test_unknown_app_env_is_refused():
+    with pytest.raises(ConfigError, match="APP_ENV"):
+        get_config("staging-ish")

@@ -1,7 +1,7 @@
 """Passwords, JWTs, revocation, and the one decorator that guards views by role."""
 import functools
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import bcrypt
 import jwt
@@ -98,44 +98,54 @@ def decode_token(token, expected_type):
         raise AuthError("Token is invalid", error="token_invalid")
     if claims.get("type") != expected_type:
         raise AuthError(f"A {expected_type} token is required", error="wrong_token_type")
-    if is_revoked(claims["jti"]):
+    if is_revoked(claims):
         raise AuthError("Token has been revoked", error="token_revoked")
     return claims
 
 
 def load_user(claims):
-    """The live user behind `claims`; refuses deleted, disabled or password-changed accounts."""
+    """The user document behind `claims`; refuses deleted or disabled accounts."""
     user = users.get(get_db(), claims["sub"])
     if user is None or not user.get("active", True):
-        raise AuthError("User no longer exists or is disabled")
-    valid_after = user.get("tokens_valid_after")
-    if valid_after is not None and claims["iat"] < int(valid_after.timestamp()):
-        raise AuthError("Token was issued before a password change", error="token_revoked")
+        raise AuthError("User no longer exists or is disabled", error="user_inactive")
     return user
 
 
-# Revocation: Redis when configured (shared by every process), MongoDB otherwise.
+# Revocation lives in Redis when configured (shared by every process), in MongoDB otherwise.
+# Checking it needs no user lookup, so authenticating a request is one key-value read.
 
-def _revocation_key(jti):
-    return f"{current_app.config['RATELIMIT_KEY_PREFIX']}:revoked:{jti}"
+def _key(kind, ident):
+    return f"{current_app.config['RATELIMIT_KEY_PREFIX']}:{kind}:{ident}"
 
 
 def revoke(claims):
-    """Revoke the token with these claims until it would have expired."""
-    expires_at = datetime.fromtimestamp(claims["exp"], timezone.utc)
+    """Revoke one token until it would have expired anyway."""
     ttl = max(1, int(claims["exp"] - datetime.now(timezone.utc).timestamp()))
     client = get_redis()
     if client is not None:
-        client.set(_revocation_key(claims["jti"]), "1", ex=ttl)
+        client.set(_key("revoked", claims["jti"]), "1", ex=ttl)
     else:
-        revoked_tokens.add(get_db(), claims["jti"], expires_at)
+        revoked_tokens.add(get_db(), claims["jti"], datetime.fromtimestamp(claims["exp"], timezone.utc))
 
 
-def is_revoked(jti):
+def revoke_user_tokens(user_id, issued_before):
+    """Revoke every token of `user_id` issued before `issued_before` (password change, disable)."""
+    ttl = current_app.config["JWT_REFRESH_TTL_S"]
+    cutoff = int(issued_before.timestamp())
     client = get_redis()
     if client is not None:
-        return bool(client.exists(_revocation_key(jti)))
-    return revoked_tokens.contains(get_db(), jti)
+        client.set(_key("revoked-user", user_id), cutoff, ex=ttl)
+    else:
+        revoked_tokens.revoke_user(get_db(), str(user_id), cutoff,
+                                   datetime.now(timezone.utc) + timedelta(seconds=ttl))
+
+
+def is_revoked(claims):
+    client = get_redis()
+    if client is not None:
+        token_mark, user_cutoff = client.mget(_key("revoked", claims["jti"]), _key("revoked-user", claims["sub"]))
+        return token_mark is not None or (user_cutoff is not None and claims["iat"] < int(user_cutoff))
+    return revoked_tokens.is_revoked(get_db(), claims["jti"], claims["sub"], claims["iat"])
 
 
 # Request helpers
@@ -150,10 +160,15 @@ def bearer_token():
 
 
 def authenticate_request():
-    """Set g.user and g.token_claims from the bearer token, or abort 401."""
-    claims = decode_token(bearer_token(), ACCESS)
-    g.user = load_user(claims)
-    g.token_claims = claims
+    """Verify the bearer access token and keep its claims in g.token_claims."""
+    g.token_claims = decode_token(bearer_token(), ACCESS)
+    return g.token_claims
+
+
+def current_user():
+    """The caller's user document, loaded once per request."""
+    if "user" not in g:
+        g.user = load_user(g.token_claims)
     return g.user
 
 
@@ -162,8 +177,8 @@ def roles_required(*roles):
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            user = authenticate_request()
-            if roles and user["role"] not in roles:
+            claims = authenticate_request()
+            if roles and claims["role"] not in roles:
                 raise AuthError(f"This action requires role: {' or '.join(roles)}", status=403, error="forbidden")
             return view(*args, **kwargs)
         wrapper.required_roles = roles
@@ -191,7 +206,6 @@ def rate_limit_key():
 
 
 def socket_identity(auth, query_token=None):
-    """The user for a Socket.IO connect from `auth={'token': ...}` or `?token=`; raises AuthError."""
+    """The claims of a Socket.IO connect's token, from `auth={'token': ...}` or `?token=`; raises AuthError."""
     token = auth.get("token") if isinstance(auth, dict) else None
-    claims = decode_token(token or query_token, ACCESS)
-    return load_user(claims), claims
+    return decode_token(token or query_token, ACCESS)

@@ -10,7 +10,7 @@ from src.extensions import socketio
 def on_connect(auth_payload=None):
     """Refuse connections without a valid, unrevoked access token."""
     try:
-        user, _claims = auth.socket_identity(auth_payload, request.args.get("token"))
+        claims = auth.socket_identity(auth_payload, request.args.get("token"))
     except auth.AuthError as exc:
         raise ConnectionRefusedError({"message": exc.message, "error": exc.error})
     return True

@@ -1,4 +1,7 @@
-"""The `revoked_tokens` collection: the revocation list when Redis is not configured."""
+"""The `revoked_tokens` collection: the revocation list when Redis is not configured.
+
+Two kinds of entry: one token by `jti`, or every token of `user_id` issued before `cutoff`.
+"""
 from datetime import datetime, timezone
 
 from pymongo.errors import DuplicateKeyError
@@ -12,8 +15,21 @@ def add(db, jti, expires_at):
         pass  # revoking twice is fine
 
 
-def contains(db, jti):
-    return db.revoked_tokens.find_one({"jti": jti}, {"_id": 1}) is not None
+def revoke_user(db, user_id, cutoff, expires_at):
+    """Revoke all of a user's tokens with `iat` before `cutoff` (epoch seconds)."""
+    db.revoked_tokens.update_one(
+        {"jti": f"user:{user_id}"},
+        {"$set": {"user_id": user_id, "cutoff": cutoff, "expires_at": expires_at}},
+        upsert=True,
+    )
+
+
+def is_revoked(db, jti, user_id, issued_at):
+    entry = db.revoked_tokens.find_one(
+        {"jti": {"$in": [jti, f"user:{user_id}"]}}, {"cutoff": 1, "jti": 1})
+    if entry is None:
+        return False
+    return entry["jti"] == jti or issued_at < entry.get("cutoff", 0)
 
 
 def purge_expired(db, now=None):

@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from pymongo import ReturnDocument
 
 ROLES = ("admin", "operator", "viewer")
 PUBLIC_FIELDS = ("email", "username", "role", "full_name", "active", "created_at", "updated_at", "last_login_at")
@@ -31,7 +32,7 @@ def create(db, email, username, password_hash, role, full_name=None):
         "active": True,
         "created_at": now,
         "updated_at": now,
-        "tokens_valid_after": None,
+        "password_changed_at": None,
         "last_login_at": None,
     }
     doc["_id"] = db.users.insert_one(doc).inserted_id
@@ -57,17 +58,15 @@ def count(db):
 
 def update(db, user_id, fields):
     """Set `fields` and return the updated user, or None if there is no such user."""
-    from pymongo import ReturnDocument
-
     changes = dict(fields, updated_at=_now())
     return db.users.find_one_and_update(
         {"_id": _oid(user_id)}, {"$set": changes}, return_document=ReturnDocument.AFTER
     )
 
 
-def set_password(db, user_id, password_hash, tokens_valid_after):
-    """Store a new hash; tokens issued before `tokens_valid_after` stop working."""
-    return update(db, user_id, {"password_hash": password_hash, "tokens_valid_after": tokens_valid_after})
+def set_password(db, user_id, password_hash):
+    """Store a new password hash."""
+    return update(db, user_id, {"password_hash": password_hash, "password_changed_at": _now()})
 
 
 def record_login(db, user_id):

@@ -54,14 +54,14 @@ class Profile(MethodView):
     @blp.response(200, UserSchema)
     def get(self):
         """The caller's profile."""
-        return g.user
+        return auth.current_user()
 
     @auth.auth_required
     @blp.arguments(ProfileUpdateSchema)
     @blp.response(200, UserSchema)
     def put(self, changes):
         """Update the caller's email, username or full name."""
-        return accounts.update_profile(g.user, changes)
+        return accounts.update_profile(auth.current_user(), changes)
 
 
 @blp.route("/change-password", methods=["POST"])
@@ -70,7 +70,7 @@ class Profile(MethodView):
 @blp.response(200, TokenSchema)
 def change_password(body):
     """Change the caller's password; older tokens stop working, fresh ones are returned."""
-    return accounts.change_password(g.user, body["current_password"], body["new_password"])
+    return accounts.change_password(auth.current_user(), body["current_password"], body["new_password"])
 
 
 @blp.route("/register", methods=["POST"])
@@ -79,8 +79,8 @@ def change_password(body):
 def register(body):
     """Create a user (admin only; or a viewer self-registering when allowed)."""
     if auth.bearer_token() or not current_app.config["ALLOW_SELF_REGISTRATION"]:
-        user = auth.authenticate_request()
-        if user["role"] != "admin":
+        claims = auth.authenticate_request()
+        if claims["role"] != "admin":
             raise auth.AuthError("Only admins can register users", status=403, error="forbidden")
     elif body["role"] != "viewer":
         raise ApiError("Self-registration creates viewers only", status=403, error="forbidden")

@@ -74,9 +74,9 @@ def change_password(user, current_password, new_password):
     """Check the current password, store the new one, and invalidate older tokens."""
     if not auth.check_password(current_password, user["password_hash"]):
         raise auth.AuthError("Current password is incorrect", status=403, error="invalid_password")
-    # Whole seconds, because token `iat` is whole seconds: tokens minted below stay valid.
-    valid_after = datetime.now(timezone.utc).replace(microsecond=0)
-    updated = users.set_password(get_db(), user["_id"], auth.hash_password(new_password), valid_after)
+    updated = users.set_password(get_db(), user["_id"], auth.hash_password(new_password))
+    # Whole seconds, because token `iat` is whole seconds: the tokens minted below stay valid.
+    auth.revoke_user_tokens(user["_id"], datetime.now(timezone.utc).replace(microsecond=0))
     return auth.issue_tokens(updated)
 
 

@@ -8,6 +8,9 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from src import db, redis_client
+from src.events import seam
+from src.events.seam import make_client_manager
+from src.services import ingest, latest
 from src.config import Config, get_config
 from src.errors import ApiError, register_error_handlers
 from src.extensions import api, limiter, socketio
@@ -52,14 +55,17 @@ def register_extensions(app):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
     redis_client.init_app(app)
+    latest.init_app(app)
+    ingest.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     limiter.init_app(app)
     api.init_app(app)
+    origins = app.config["CORS_ALLOWED_ORIGINS"]
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        message_queue=app.config["REDIS_URL"],
-        cors_allowed_origins=app.config["CORS_ALLOWED_ORIGINS"],
+        client_manager=make_client_manager(app.config["REDIS_URL"], seam.guards, app.config["SOCKETIO_CHANNEL"]),
+        cors_allowed_origins=origins if origins == "*" else [o.strip() for o in origins.split(",")],
         logger=False,
         engineio_logger=False,
     )
@@ -67,15 +73,18 @@ def register_extensions(app):
 
 def register_blueprints(app):
     """Every REST blueprint, through flask-smorest so each lands in the OpenAPI spec."""
-    from src.routes import BLUEPRINTS
+    from src.routes import BLUEPRINTS, document_schemas
 
+    document_schemas(api)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
 
 
 def register_socket_handlers(app):
     """The Socket.IO event handlers (registered once on the shared SocketIO object)."""
-    from src.events import handlers  # noqa: F401  (importing registers the handlers)
+    from src.events import handlers  # importing registers the handlers
+
+    handlers.install_ack_probe(socketio.server)
 
 
 def register_request_guards(app):
@@ -107,6 +116,7 @@ def bootstrap_data(app):
     try:
         db.ensure_schema(db.get_db(app), app.config["RAW_RETENTION_HOURS"])
         ensure_default_admin(app)
+        ingest.warm(app)
         state["done"] = True
     except PyMongoError as exc:
         log.error("database bootstrap failed (%s); requests get 503 until MongoDB is reachable",

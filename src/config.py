@@ -80,6 +80,12 @@ class Config:
 
     SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", True)
 
+    # Socket.IO
+    SOCKET_EVENTS_PER_SECOND = _float("SOCKET_EVENTS_PER_SECOND", 20)
+    SOCKET_EVENTS_BURST = _int("SOCKET_EVENTS_BURST", 40)
+    ALERT_REPLAY_MAX = _int("ALERT_REPLAY_MAX", 500)
+    SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "citypulse-socketio")
+
     # OpenAPI (flask-smorest)
     API_TITLE = "CityPulse API"
     API_VERSION = VERSION

@@ -1,4 +1,13 @@
 """REST blueprints, thin: load with a schema, make one call, dump."""
-from src.routes import auth, health
+from src.routes import alerts, auth, energy, environment, health, traffic, waste
+from src.schemas.readings import READING_SCHEMAS
 
-BLUEPRINTS = [health.blp, auth.blp]
+BLUEPRINTS = [health.blp, auth.blp, traffic.blp, environment.blp, waste.blp, energy.blp, alerts.blp]
+
+
+def document_schemas(api):
+    """Components referenced by hand-written request bodies (one reading or a list)."""
+    for schema in READING_SCHEMAS.values():
+        name = schema.__name__.removesuffix("Schema")
+        if name not in api.spec.components.schemas:
+            api.spec.components.schema(name, schema=schema)

@@ -23,6 +23,8 @@ class UTCDateTime(fields.DateTime):
         return None if value is None else isoformat_z(value)
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, datetime):  # internal callers (simulators) pass datetimes
+            return to_utc(value)
         if isinstance(value, str) and value.endswith(("Z", "z")):
             value = value[:-1] + "+00:00"
         return to_utc(super()._deserialize(value, attr, data, **kwargs))

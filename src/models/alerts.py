@@ -1,0 +1,181 @@
+"""The `alerts` collection.
+
+One *open* (active or acknowledged) alert per (sensor, rule): `open_key` is set only while an
+alert is open and carries a unique sparse index, so dedup is a single atomic upsert on either
+engine. `raised_at` is when the alert was created or last escalated; replay follows it.
+"""
+from datetime import datetime, timezone
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+OPEN_STATUSES = ("active", "acknowledged")
+STATUSES = ("active", "acknowledged", "resolved")
+SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def oid(alert_id):
+    try:
+        return ObjectId(alert_id)
+    except (InvalidId, TypeError):
+        return None
+
+
+def open_key(sensor_id, rule_id):
+    return f"{sensor_id}|{rule_id}"
+
+
+def raise_or_bump(db, *, module, sensor_id, rule_id, alert_type, severity, message, value, threshold,
+                  district=None, location=None, extra=None, now=None):
+    """Open an alert, or bump the open one for (sensor, rule).
+
+    Returns (alert, change) where change is "created", "escalated", "deescalated" or "repeated".
+    """
+    now = now or _now()
+    key = open_key(sensor_id, rule_id)
+    rank = SEVERITY_RANK[severity]
+    insert_fields = {
+        "module": module, "sensor_id": sensor_id, "rule_id": rule_id, "type": alert_type,
+        "status": "active", "created_at": now, "raised_at": now, "severity": severity, "severity_rank": rank,
+        "district": district, "location": location, "first_value": value,
+    }
+    if extra:
+        insert_fields.update(extra)
+    update = {
+        "$setOnInsert": insert_fields,
+        "$set": {"last_seen": now, "value": value, "threshold": threshold, "message": message},
+        "$inc": {"count": 1},
+    }
+    for _ in range(3):  # two processes may race to insert; the loser retries as a bump
+        try:
+            before = db.alerts.find_one_and_update({"open_key": key}, update, upsert=True,
+                                                   return_document=ReturnDocument.BEFORE)
+            break
+        except DuplicateKeyError:
+            continue
+    else:
+        raise RuntimeError(f"could not raise alert {key}")
+    if before is None:
+        return db.alerts.find_one({"open_key": key}), "created"
+    if before["severity_rank"] == rank:
+        after = dict(before, last_seen=now, value=value, threshold=threshold, message=message,
+                     count=before.get("count", 0) + 1)
+        return after, "repeated"
+    change = "escalated" if rank > before["severity_rank"] else "deescalated"
+    fields = {"severity": severity, "severity_rank": rank}
+    if change == "escalated":
+        # News to subscribers of the higher severity, and back on the operators' active list.
+        fields.update(raised_at=now, status="active")
+    after = db.alerts.find_one_and_update(
+        {"_id": before["_id"]},
+        {"$set": fields, "$push": {"severity_history": {"from": before["severity"], "to": severity, "at": now}}},
+        return_document=ReturnDocument.AFTER)
+    return after, change
+
+
+def resolve_open(db, sensor_id, rule_id, by="system", note=None, now=None):
+    """Resolve the open alert for (sensor, rule), if any; returns it or None."""
+    return _resolve({"open_key": open_key(sensor_id, rule_id)}, db, by, note, now)
+
+
+def _resolve(query, db, by, note, now):
+    now = now or _now()
+    changes = {"status": "resolved", "resolved_at": now, "resolved_by": by}
+    if note is not None:
+        changes["note"] = note
+    return db.alerts.find_one_and_update(
+        dict(query, status={"$in": list(OPEN_STATUSES)}),
+        {"$set": changes, "$unset": {"open_key": ""}}, return_document=ReturnDocument.AFTER)
+
+
+def resolve(db, alert_id, by, note=None):
+    """Resolve an open alert by id; None if it is missing or already resolved."""
+    return _resolve({"_id": oid(alert_id)}, db, by, note, None)
+
+
+def acknowledge(db, alert_id, by, note=None):
+    """Acknowledge an active alert; None if it is missing or not active."""
+    changes = {"status": "acknowledged", "acknowledged_at": _now(), "acknowledged_by": by}
+    if note is not None:
+        changes["note"] = note
+    return db.alerts.find_one_and_update({"_id": oid(alert_id), "status": "active"}, {"$set": changes},
+                                         return_document=ReturnDocument.AFTER)
+
+
+def insert_event_alert(db, alert):
+    """Store a one-off alert that has no open/resolve cycle (e.g. an emergency dispatch)."""
+    now = alert.get("created_at") or _now()
+    doc = dict(alert, created_at=now, raised_at=now, last_seen=now, count=1,
+               severity_rank=SEVERITY_RANK[alert["severity"]])
+    doc.setdefault("status", "active")
+    db.alerts.insert_one(doc)
+    return doc
+
+
+def get(db, alert_id):
+    key = oid(alert_id)
+    return db.alerts.find_one({"_id": key}) if key else None
+
+
+def _filter(module=None, severity=None, status=None, sensor_id=None, district=None, start=None, end=None,
+            alert_type=None):
+    query = {}
+    for field, value in (("module", module), ("severity", severity), ("status", status),
+                         ("sensor_id", sensor_id), ("district", district), ("type", alert_type)):
+        if isinstance(value, (list, tuple)):
+            query[field] = {"$in": list(value)}
+        elif value:
+            query[field] = value
+    if start or end:
+        query["created_at"] = {}
+        if start:
+            query["created_at"]["$gte"] = start
+        if end:
+            query["created_at"]["$lt"] = end
+    return query
+
+
+def find_page(db, limit=50, offset=0, sort="-created_at", **filters):
+    """A page of alerts matching the filters: {items, total}."""
+    query = _filter(**filters)
+    field = sort.lstrip("-+")
+    direction = -1 if sort.startswith("-") else 1
+    items = list(db.alerts.find(query).sort([(field, direction), ("_id", direction)]).skip(offset).limit(limit))
+    return {"items": items, "total": db.alerts.count_documents(query)}
+
+
+def raised_after(db, after_time, after_id=None, modules=None, severities=None, limit=500):
+    """Alerts raised after (after_time, after_id), newest `limit` of them, returned oldest first."""
+    query = _filter(module=modules, severity=severities)
+    if after_id is not None:
+        query["$or"] = [{"raised_at": {"$gt": after_time}}, {"raised_at": after_time, "_id": {"$gt": after_id}}]
+    else:
+        query["raised_at"] = {"$gt": after_time}
+    newest = list(db.alerts.find(query).sort([("raised_at", -1), ("_id", -1)]).limit(limit + 1))
+    truncated = len(newest) > limit
+    return list(reversed(newest[:limit])), truncated
+
+
+def count_open_by_severity(db, module=None):
+    query = {"status": {"$in": list(OPEN_STATUSES)}}
+    if module:
+        query["module"] = module
+    counts = {s: 0 for s in SEVERITY_RANK}
+    for severity in SEVERITY_RANK:
+        counts[severity] = db.alerts.count_documents(dict(query, severity=severity))
+    return counts
+
+
+def open_keys(db, limit=100000):
+    """The open_key of every open alert, to warm the in-process index."""
+    return [d["open_key"] for d in db.alerts.find({"open_key": {"$exists": True}}, {"open_key": 1}).limit(limit)]
+
+
+def delete_resolved_before(db, cutoff):
+    return db.alerts.delete_many({"status": "resolved", "resolved_at": {"$lt": cutoff}}).deleted_count

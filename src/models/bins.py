@@ -1,0 +1,74 @@
+"""The `bins` collection: waste bins as entities, with their last reported level."""
+from datetime import datetime, timezone
+
+from pymongo import ReturnDocument
+
+WASTE_TYPES = ("general", "recycling", "organic", "glass", "paper", "plastic", "hazardous")
+
+
+def create(db, doc):
+    now = datetime.now(timezone.utc)
+    doc = dict(doc, created_at=now, updated_at=now)
+    doc.setdefault("fill_level_pct", 0.0)
+    doc.setdefault("status", "ok")
+    db.bins.insert_one(doc)
+    return doc
+
+
+def get(db, bin_id):
+    return db.bins.find_one({"bin_id": bin_id})
+
+
+def existing_ids(db, bin_ids):
+    found = db.bins.find({"bin_id": {"$in": list(set(bin_ids))}}, {"bin_id": 1}).limit(len(bin_ids) + 1)
+    return {doc["bin_id"] for doc in found}
+
+
+def find_many(db, bin_ids):
+    return {d["bin_id"]: d for d in db.bins.find({"bin_id": {"$in": list(set(bin_ids))}}).limit(len(bin_ids) + 1)}
+
+
+def record_level(db, bin_id, reading):
+    """Copy a level reading onto the bin; a big drop in level marks it emptied."""
+    previous = db.bins.find_one({"bin_id": bin_id}, {"fill_level_pct": 1, "last_reading_at": 1})
+    changes = {"fill_level_pct": reading["fill_level_pct"], "last_reading_at": reading["timestamp"],
+               "updated_at": datetime.now(timezone.utc)}
+    for field in ("temperature_c", "battery_pct"):
+        if reading.get(field) is not None:
+            changes[field] = reading[field]
+    if previous and previous.get("last_reading_at") and previous["last_reading_at"] > reading["timestamp"]:
+        return None  # an older reading arriving late does not overwrite the bin's state
+    if previous and previous.get("fill_level_pct", 0) - reading["fill_level_pct"] >= 30:
+        changes["last_emptied_at"] = reading["timestamp"]
+    return db.bins.find_one_and_update({"bin_id": bin_id}, {"$set": changes}, return_document=ReturnDocument.AFTER)
+
+
+def list_page(db, district=None, waste_type=None, min_fill=None, limit=50, offset=0, sort="bin_id"):
+    query = {}
+    if district:
+        query["district"] = district
+    if waste_type:
+        query["waste_type"] = waste_type
+    if min_fill is not None:
+        query["fill_level_pct"] = {"$gte": min_fill}
+    field = sort.lstrip("-+")
+    direction = -1 if sort.startswith("-") else 1
+    items = list(db.bins.find(query).sort([(field, direction), ("bin_id", 1)]).skip(offset).limit(limit))
+    return {"items": items, "total": db.bins.count_documents(query)}
+
+
+def above_threshold(db, threshold, district=None, limit=1000):
+    query = {"fill_level_pct": {"$gte": threshold}}
+    if district:
+        query["district"] = district
+    return list(db.bins.find(query).sort("bin_id", 1).limit(limit))
+
+
+def mark_emptied(db, bin_ids, when):
+    return db.bins.update_many({"bin_id": {"$in": list(bin_ids)}},
+                               {"$set": {"fill_level_pct": 0.0, "last_emptied_at": when, "updated_at": when}}
+                               ).modified_count
+
+
+def count(db):
+    return db.bins.count_documents({})

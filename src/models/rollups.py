@@ -1,0 +1,154 @@
+"""The `readings_hourly` collection: count/sum/min/max/avg per (module, sensor, hour, metric).
+
+The rollup is incremental and idempotent. A watermark on `received_at` (in `rollup_state`)
+finds the readings that arrived since the last run; every hour bucket they touch is recomputed
+from the raw readings of that sensor and hour and written with $set, never $inc. Re-running, or
+overlapping runs, therefore never double-count, and a run after downtime catches up from the
+watermark. Each run re-reads the last LAG_S seconds, because a reading stamped `received_at`
+just before a run may be committed just after it.
+"""
+from datetime import datetime, timedelta, timezone
+
+from pymongo import UpdateOne
+
+STATE_ID = "readings_hourly"
+LAG_S = 10
+METRICS = {
+    "traffic": ("vehicle_count", "average_speed", "congestion_level", "occupancy_pct"),
+    "environment": ("pm25", "pm10", "co2", "noise_db", "temperature_c", "humidity_pct", "no2", "o3", "aqi"),
+    "waste": ("fill_level_pct", "temperature_c", "battery_pct"),
+    "energy": ("load_mw", "capacity_mw", "solar_mw", "wind_mw", "hydro_mw", "consumption_kwh", "frequency_hz",
+               "voltage_kv", "utilization_pct", "renewable_pct", "renewable_mw"),
+}
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def hour_of(ts):
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def bucket_id(module, sensor_id, hour):
+    return f"{module}|{sensor_id}|{hour.strftime('%Y-%m-%dT%H')}"
+
+
+def aggregate(module, docs):
+    """{metric: {count, sum, min, max, avg}} over `docs` (pure)."""
+    out = {}
+    for metric in METRICS[module]:
+        values = [d[metric] for d in docs if isinstance(d.get(metric), (int, float)) and not isinstance(d.get(metric), bool)]
+        if values:
+            total = float(sum(values))
+            out[metric] = {"count": len(values), "sum": total, "min": float(min(values)), "max": float(max(values)),
+                           "avg": total / len(values)}
+    return out
+
+
+def recompute_bucket(db, module, sensor_id, hour):
+    """Rebuild one hour bucket from raw readings; returns the write (or None if it has no readings)."""
+    docs = list(db.readings.find({"module": module, "sensor_id": sensor_id,
+                                  "timestamp": {"$gte": hour, "$lt": hour + timedelta(hours=1)}},
+                                 {"_id": 0, "district": 1, **{m: 1 for m in METRICS[module]}}).limit(100000))
+    if not docs:
+        return None
+    district = next((d["district"] for d in docs if d.get("district")), None)
+    doc = {"module": module, "sensor_id": sensor_id, "district": district, "hour": hour, "count": len(docs),
+           "metrics": aggregate(module, docs), "updated_at": datetime.now(timezone.utc)}
+    return UpdateOne({"_id": bucket_id(module, sensor_id, hour)}, {"$set": doc}, upsert=True)
+
+
+def refresh(db, now=None, max_readings=50000, oldest_hour=None):
+    """Roll up readings received since the watermark; returns {buckets, readings, watermark}."""
+    now = now or datetime.now(timezone.utc)
+    state = db.rollup_state.find_one({"_id": STATE_ID}) or {}
+    watermark = state.get("watermark", EPOCH)
+    since = watermark - timedelta(seconds=LAG_S)
+    cursor = db.readings.find({"received_at": {"$gt": since, "$lte": now}},
+                              {"module": 1, "sensor_id": 1, "timestamp": 1, "received_at": 1}
+                              ).sort("received_at", 1).limit(max_readings)
+    buckets, seen, last_received = set(), 0, None
+    for doc in cursor:
+        seen += 1
+        last_received = doc["received_at"]
+        hour = hour_of(doc["timestamp"])
+        if oldest_hour is None or hour >= oldest_hour:
+            buckets.add((doc["module"], doc["sensor_id"], hour))
+    writes = [w for w in (recompute_bucket(db, *bucket) for bucket in sorted(buckets)) if w is not None]
+    if writes:
+        db.readings_hourly.bulk_write(writes, ordered=False)
+    # A full page means more is waiting: resume from the last reading seen, not from `now`.
+    new_watermark = last_received if seen >= max_readings else max(watermark, now - timedelta(seconds=LAG_S))
+    db.rollup_state.update_one({"_id": STATE_ID}, {"$set": {"watermark": new_watermark, "updated_at": now}},
+                               upsert=True)
+    return {"buckets": len(writes), "readings": seen, "watermark": new_watermark, "complete": seen < max_readings}
+
+
+def _query(module, sensor_id=None, district=None, start=None, end=None):
+    query = {"module": module}
+    if sensor_id:
+        query["sensor_id"] = sensor_id
+    if district:
+        query["district"] = district
+    if start or end:
+        query["hour"] = {}
+        if start:
+            query["hour"]["$gte"] = hour_of(start)
+        if end:
+            query["hour"]["$lt"] = end
+    return query
+
+
+def hourly(db, module, sensor_id=None, district=None, start=None, end=None, limit=10000):
+    """Hourly bucket documents in time order."""
+    return list(db.readings_hourly.find(_query(module, sensor_id, district, start, end))
+                .sort([("hour", 1), ("sensor_id", 1)]).limit(limit))
+
+
+def merge(module, buckets):
+    """Combine buckets' metrics (sums and counts add, min/max fold)."""
+    merged = {}
+    for bucket in buckets:
+        for metric, agg in bucket["metrics"].items():
+            into = merged.setdefault(metric, {"count": 0, "sum": 0.0, "min": agg["min"], "max": agg["max"]})
+            into["count"] += agg["count"]
+            into["sum"] += agg["sum"]
+            into["min"] = min(into["min"], agg["min"])
+            into["max"] = max(into["max"], agg["max"])
+    for agg in merged.values():
+        agg["avg"] = agg["sum"] / agg["count"] if agg["count"] else None
+    return merged
+
+
+def period_start(hour, resolution):
+    return hour if resolution == "hour" else hour.replace(hour=0)
+
+
+def series(db, module, resolution, sensor_id=None, district=None, start=None, end=None, per_sensor=True,
+           limit=10000):
+    """Aggregates per period (and per sensor unless per_sensor=False), oldest first."""
+    groups = {}
+    for bucket in hourly(db, module, sensor_id, district, start, end, limit=limit * (24 if resolution == "day" else 1)):
+        key = (period_start(bucket["hour"], resolution), bucket["sensor_id"] if per_sensor else None)
+        groups.setdefault(key, []).append(bucket)
+    items = []
+    for (period, sensor), buckets in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        item = {"period_start": period, "resolution": resolution, "count": sum(b["count"] for b in buckets),
+                "metrics": merge(module, buckets)}
+        if per_sensor:
+            item.update(sensor_id=sensor, district=buckets[0].get("district"))
+        elif district:
+            item["district"] = district
+        items.append(item)
+    return items
+
+
+def series_page(db, module, resolution, sensor_id=None, district=None, start=None, end=None, limit=50, offset=0,
+                descending=True):
+    """A page of per-sensor aggregates for the history endpoints: {items, total}."""
+    items = series(db, module, resolution, sensor_id, district, start, end)
+    if descending:
+        items.reverse()
+    return {"items": items[offset:offset + limit], "total": len(items)}
+
+
+def delete_older_than(db, cutoff):
+    return db.readings_hourly.delete_many({"hour": {"$lt": cutoff}}).deleted_count

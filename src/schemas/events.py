@@ -1,0 +1,39 @@
+"""Payloads of client -> server Socket.IO events."""
+from bson import ObjectId
+from marshmallow import Schema, ValidationError, fields, validate
+
+from src.events.rooms import MODULES, SEVERITIES
+from src.schemas.common import UTCDateTime
+
+
+class RoomSchema(Schema):
+    room = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class AlertSince(fields.Field):
+    """An alert id (24 hex characters) or an ISO 8601 time."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and len(value) == 24 and ObjectId.is_valid(value):
+            return value
+        try:
+            return UTCDateTime()._deserialize(value, attr, data)
+        except ValidationError:
+            raise ValidationError("Must be an alert id or an ISO 8601 time.")
+
+
+class SubscribeAlertsSchema(Schema):
+    severity_levels = fields.List(fields.String(validate=validate.OneOf(SEVERITIES)), load_default=list,
+                                  validate=validate.Length(max=len(SEVERITIES)))
+    modules = fields.List(fields.String(validate=validate.OneOf(MODULES)), load_default=list,
+                          validate=validate.Length(max=len(MODULES)))
+    since = AlertSince(load_default=None)
+
+
+class RealTimeRequestSchema(Schema):
+    data_type = fields.String(required=True, validate=validate.OneOf(("traffic", "environment", "waste",
+                                                                      "energy", "all")))
+
+
+class EmptySchema(Schema):
+    pass

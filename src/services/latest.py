@@ -1,0 +1,63 @@
+"""The latest reading per sensor: in memory for speed, in MongoDB for other processes.
+
+In embedded mode this process is the only writer, so memory is authoritative. With MongoDB,
+other processes ingest too, so a module's snapshot is refreshed from the `latest` collection
+(one document per sensor, never history) when it is older than REFRESH_S.
+"""
+import threading
+import time
+
+from src.db import get_db, is_embedded
+from src.models import latest as latest_model
+
+REFRESH_S = 2.0
+
+
+class LatestCache:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_module = {}
+        self._loaded_at = {}
+
+    def record(self, module, reading):
+        """Keep `reading` if it is the newest seen for its sensor."""
+        with self._lock:
+            sensors = self._by_module.setdefault(module, {})
+            current = sensors.get(reading["sensor_id"])
+            if current is None or current["timestamp"] <= reading["timestamp"]:
+                sensors[reading["sensor_id"]] = reading
+
+    def snapshot(self, module):
+        """Latest reading of every sensor of `module`, oldest sensor id first."""
+        stale = time.monotonic() - self._loaded_at.get(module, 0) > REFRESH_S
+        if module not in self._loaded_at or (stale and not is_embedded()):
+            self._load(module)
+        with self._lock:
+            return [self._by_module.get(module, {})[k] for k in sorted(self._by_module.get(module, {}))]
+
+    def _load(self, module):
+        docs = latest_model.for_module(get_db(), module)
+        for doc in docs:
+            doc = dict(doc)
+            doc["_id"] = doc.pop("reading_id", None)
+            self.record(module, doc)
+        self._loaded_at[module] = time.monotonic()
+
+    def clear(self, source=None):
+        """Forget everything (or only readings from `source`)."""
+        with self._lock:
+            if source is None:
+                self._by_module.clear()
+            else:
+                for sensors in self._by_module.values():
+                    for sensor_id in [k for k, v in sensors.items() if v.get("source") == source]:
+                        del sensors[sensor_id]
+            self._loaded_at.clear()
+
+
+def get_cache(app):
+    return app.extensions["latest_cache"]
+
+
+def init_app(app):
+    app.extensions["latest_cache"] = LatestCache()

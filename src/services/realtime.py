@@ -1,0 +1,51 @@
+"""What Socket.IO handlers need beyond rooms: latest snapshots and missed-alert replay."""
+from datetime import datetime
+
+from bson import ObjectId
+from flask import current_app
+
+from src.db import get_db
+from src.errors import ApiError
+from src.events import broadcast, seam
+from src.events.rooms import READING_MODULES
+from src.events.wire import to_wire
+from src.models import alerts
+from src.schemas.common import isoformat_z, now_utc
+from src.services.latest import get_cache
+
+
+def latest_snapshot(data_type):
+    """Latest reading per sensor for one module or all, from the cache (never history)."""
+    modules = READING_MODULES if data_type == "all" else (data_type,)
+    cache = get_cache(current_app)
+    data = {module: to_wire(cache.snapshot(module)) for module in modules}
+    return {"data_type": data_type, "data": data, "server_time": isoformat_z(now_utc())}
+
+
+def resolve_since(since):
+    """(time, alert ObjectId or None) from an alert id or an aware datetime."""
+    if isinstance(since, datetime):
+        return since, None
+    alert = alerts.get(get_db(), since)
+    if alert is None:
+        raise ApiError(f"No alert with id {since}", status=404, error="not_found")
+    return alert["created_at"], ObjectId(since)
+
+
+def replay_missed(sid, modules, severities, since):
+    """Replay alerts raised after `since` to `sid`, oldest first, without duplicating live ones.
+
+    The caller has already opened the seam guard and joined the alert rooms.
+    """
+    after_time, after_id = resolve_since(since)
+    limit = current_app.config["ALERT_REPLAY_MAX"]
+    missed, truncated = alerts.raised_after(get_db(), after_time, after_id, modules or None, severities or None,
+                                            limit)
+    by_id = {str(a["_id"]): a for a in missed}
+    fresh = seam.guards.claim_for_replay(sid, list(by_id))
+    for alert_id in fresh:
+        broadcast.emit_replayed_alert(sid, by_id[alert_id])
+    result = {"replayed": len(fresh), "truncated": truncated}
+    if truncated and missed:
+        result["oldest_replayed_at"] = isoformat_z(missed[0]["raised_at"])
+    return result

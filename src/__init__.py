@@ -82,9 +82,11 @@ def register_blueprints(app):
 
 def register_socket_handlers(app):
     """The Socket.IO event handlers (registered once on the shared SocketIO object)."""
-    from src.events import handlers  # importing registers the handlers
+    from src.events import handlers, metrics  # importing registers the handlers
+    from src.services import health
 
     handlers.install_ack_probe(socketio.server)
+    health.register_provider("realtime", lambda app: metrics.snapshot(socketio))
 
 
 def register_request_guards(app):

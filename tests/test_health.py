@@ -16,6 +16,9 @@ def test_health_shape_without_auth(client):
     assert services["redis"] == {"configured": False, "ok": None}
     assert "enabled" in services["scheduler"]
     assert body["features"]["auth"] == "jwt"
+    realtime = services["realtime"]
+    assert realtime["connected_clients"] == 0
+    assert {"events_emitted_per_s", "readings_ingested_per_s", "rooms"} <= set(realtime)
 
 
 def test_health_reports_redis(app_factory, redis_db):

@@ -107,10 +107,10 @@ def on_connect(auth_payload=None):
         claims = auth.socket_identity(auth_payload, request.args.get("token"))
         user = auth.load_user(claims)
     except auth.AuthError as exc:
-        raise ConnectionRefusedError({"message": exc.message, "error": exc.error})
+        raise ConnectionRefusedError(exc.message, {"error": exc.error})
     except Exception:
         log.exception("socket connect failed")
-        raise ConnectionRefusedError({"message": "The server could not authenticate you", "error": "internal_error"})
+        raise ConnectionRefusedError("The server could not authenticate you", {"error": "internal_error"})
     config = current_app.config
     clients[request.sid] = {
         "user_id": str(user["_id"]), "role": user["role"], "email": user["email"],

@@ -352,3 +352,28 @@ def test_health_counts_connected_clients_and_rooms(connect, admin, server):
     assert realtime["connected_clients"] >= 1
     assert realtime["rooms"]["energy_monitoring"] >= 1
     assert realtime["events_emitted_total"] > 0
+
+
+@pytest.mark.parametrize("module,update_event,alert_event,body,alert_body", [
+    ("waste", "waste_update", "waste_alert", {"bin_id": "BIN-rt", "fill_level_pct": 30.0},
+     {"bin_id": "BIN-rt", "fill_level_pct": 95.0}),
+    ("energy", "energy_update", "energy_alert", {"grid_id": "GRID-rt", "load_mw": 40.0, "capacity_mw": 100.0},
+     {"grid_id": "GRID-rt", "load_mw": 99.0, "capacity_mw": 100.0}),
+])
+def test_waste_and_energy_updates_and_alerts(connect, admin, module, update_event, alert_event, body, alert_body):
+    if module == "waste":
+        created = admin.post("/api/waste/bins", {"bin_id": "BIN-rt", "capacity_liters": 240, "district": "Harbor",
+                                                 "location": {"type": "Point", "coordinates": [-73.99, 40.70]}})
+        assert created.status_code in (201, 409)
+    sensor = body.get("bin_id") or body.get("grid_id")
+    client = connect(admin.token)
+    client.call("join_room", {"room": f"{module}_monitoring"})
+    client.call("subscribe_alerts", {"modules": [module]})
+    assert admin.post(f"/api/{module}/data", body).status_code == 201
+    update = client.wait_for(update_event, where=lambda p: p["sensor_id"] == sensor)[0]
+    assert admin.post(f"/api/{module}/data", alert_body).status_code == 201
+    alert = client.wait_for(alert_event, where=lambda p: p["sensor_id"] == sensor)[0]
+    if module == "waste":
+        assert update["district"] == "Harbor" and alert["type"] == "bin_full" and alert["severity"] == "medium"
+    else:
+        assert update["utilization_pct"] == 40.0 and alert["type"] == "grid_overload" and alert["severity"] == "high"

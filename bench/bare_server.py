@@ -46,10 +46,9 @@ def make_payload(size):
     seq = next(_ids)
     payload = {
         "id": f"{seq:024x}", "module": "traffic", "sensor_id": f"T-{seq % 1000}", "vehicle_count": 10,
-        "average_speed": 30.0, "congestion_level": 20.0, "district": None, "location": None,
-        "timestamp": now, "received_at": now, "source": "api", "note": "",
+        "average_speed": 30.0, "congestion_level": 20.0, "timestamp": now, "received_at": now, "source": "api",
     }
-    missing = size - len(json.dumps(payload, separators=(",", ":")))
+    missing = size - len(json.dumps(payload, separators=(",", ":"))) - len(',"note":""')
     if missing > 0:
         payload["note"] = "x" * missing
     return payload
@@ -75,7 +74,7 @@ def on_join(data=None):
 def emit():
     try:
         n = int(request.args.get("n", 1))
-        size = int(request.args.get("size", 300))
+        size = int(request.args.get("size", 235))
     except ValueError:
         return jsonify(error="n and size must be integers"), 400
     if not 0 < n <= MAX_N or not 0 <= size <= 1_000_000:

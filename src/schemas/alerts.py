@@ -1,10 +1,13 @@
 """Schemas for /api/alerts."""
-from marshmallow import Schema, fields, validate
+import math
 
-from src.events.rooms import MODULES, SEVERITIES
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from src.events.rooms import MODULES, READING_MODULES, SEVERITIES
 from src.models.alerts import STATUSES
+from src.models.rollups import METRICS
 from src.schemas.common import ObjectIdString, UTCDateTime
-from src.schemas.pagination import TimeRangeArgs, sort_validator
+from src.schemas.pagination import PageArgs, TimeRangeArgs, sort_validator
 
 
 class AlertArgs(TimeRangeArgs):
@@ -16,6 +19,13 @@ class AlertArgs(TimeRangeArgs):
     type = fields.String(validate=validate.Length(max=64))
     sort = fields.String(load_default="-created_at",
                          validate=sort_validator(("created_at", "raised_at", "severity_rank", "last_seen")))
+
+
+class ModuleAlertArgs(AlertArgs):
+    """The alert list args without `module` (the URL names it)."""
+
+    class Meta:
+        exclude = ("module",)
 
 
 class AlertActionSchema(Schema):
@@ -49,6 +59,87 @@ class AlertSchema(Schema):
 
 class AlertPageSchema(Schema):
     items = fields.List(fields.Nested(AlertSchema))
+    total = fields.Integer()
+    limit = fields.Integer()
+    offset = fields.Integer()
+
+
+class RuleLevelSchema(Schema):
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    op = fields.String(required=True, validate=validate.OneOf(("gt", "gte", "lt", "lte", "outside")))
+    value = fields.Raw(required=True, metadata={"description": "a number, or [low, high] for `outside`"})
+
+    @validates_schema
+    def value_fits_op(self, data, **kwargs):
+        value = data.get("value")
+        if data.get("op") == "outside":
+            if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)
+                    and value[0] < value[1]):
+                raise ValidationError("`outside` takes [low, high] with low < high.", "value")
+        elif not _is_number(value):
+            raise ValidationError("Must be a finite number.", "value")
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class RuleCreateSchema(Schema):
+    id = fields.String(validate=validate.Regexp(r"^[a-z0-9_.-]{3,64}$"), metadata={
+        "description": "optional; defaults to <module>.<metric>.<n>"})
+    module = fields.String(required=True, validate=validate.OneOf(READING_MODULES))
+    metric = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    type = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{2,48}$"))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    message = fields.String(validate=validate.Length(max=300), metadata={
+        "description": "template with {value} {sensor_id} {severity} {threshold} {metric} {district} {name}"})
+    levels = fields.List(fields.Nested(RuleLevelSchema), required=True, validate=validate.Length(min=1, max=4))
+    enabled = fields.Boolean(load_default=True)
+
+    @validates_schema
+    def metric_of_module(self, data, **kwargs):
+        known = METRICS.get(data.get("module"), ())
+        if data.get("metric") and known and data["metric"] not in known:
+            raise ValidationError(f"Unknown metric for this module; one of: {', '.join(known)}.", "metric")
+        severities = [level["severity"] for level in data.get("levels", [])]
+        if len(severities) != len(set(severities)):
+            raise ValidationError("One level per severity.", "levels")
+
+
+class RuleUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=120))
+    message = fields.String(validate=validate.Length(max=300))
+    levels = fields.List(fields.Nested(RuleLevelSchema), validate=validate.Length(min=1, max=4))
+    enabled = fields.Boolean()
+
+    @validates_schema
+    def distinct_levels(self, data, **kwargs):
+        severities = [level["severity"] for level in data.get("levels", [])]
+        if len(severities) != len(set(severities)):
+            raise ValidationError("One level per severity.", "levels")
+
+
+class RuleSchema(Schema):
+    id = fields.String(attribute="_id")
+    module = fields.String()
+    metric = fields.String()
+    type = fields.String()
+    name = fields.String()
+    message = fields.String()
+    levels = fields.List(fields.Nested(RuleLevelSchema))
+    enabled = fields.Boolean()
+    builtin = fields.Boolean()
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class RuleArgs(PageArgs):
+    module = fields.String(validate=validate.OneOf(MODULES))
+    enabled = fields.Boolean()
+
+
+class RulePageSchema(Schema):
+    items = fields.List(fields.Nested(RuleSchema))
     total = fields.Integer()
     limit = fields.Integer()
     offset = fields.Integer()

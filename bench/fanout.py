@@ -1,0 +1,575 @@
+"""Socket.IO fan-out benchmark: CityPulse against the bare Flask-SocketIO/eventlet stack.
+
+For each mode the benchmark starts a server as a subprocess on 127.0.0.1 (a free port):
+
+- `bare`: `bench/bare_server.py`, Flask + Flask-SocketIO on eventlet with nothing else;
+- `citypulse`: `python run.py` (development profile, embedded database, no scheduler, no rate limits).
+
+It connects K subscribers over WebSocket into room `traffic_monitoring`, then drives M
+`traffic_update` events through the server's HTTP API in batches, and measures
+
+    delivered events/s = K * M / (time from the first request until every subscriber has all M)
+
+Subscribers live in `--procs` separate processes (asyncio + aiohttp, one event loop each) that
+only count deliveries; at the end every subscriber must have exactly M. CPU time of the server
+and of the subscriber processes over the same window is reported, to show which side limited
+the figure.
+
+    .venv/bin/python bench/fanout.py                        # both modes, 1000 x 200
+    .venv/bin/python bench/fanout.py --mode citypulse -k 200 -m 50 --client socketio
+
+Needs aiohttp (bench/requirements.txt). Everything stops by itself: every phase has a timeout,
+subscriber processes exit when the driver goes away, servers are terminated at the end.
+"""
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+ROOM = "traffic_monitoring"
+EVENT = "traffic_update"
+ADMIN = {"email": "admin@smartcity.com", "password": "admin123"}
+MODES = ("bare", "citypulse")
+CLIENT_KINDS = ("raw", "socketio")
+# Variables that would point the server at external services: the benchmark measures the
+# default single-process setup (embedded database, in-process rate limits and revocation).
+STRIPPED_ENV = ("MONGO_URI", "REDIS_URL", "MONGO_DB_NAME")
+
+DEFAULTS = {
+    "subscribers": 1000, "events": 200, "batch": 100, "size": 235, "procs": 1, "client": "raw",
+    "connect_concurrency": 50, "connect_timeout": 180.0, "timeout": 300.0, "grace": 1.0,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Servers
+# --------------------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent():
+    """preexec_fn: the server gets SIGTERM if the benchmark process dies (Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Server:
+    """A benchmark target: `bare_server.py` or `run.py` on a free 127.0.0.1 port."""
+
+    def __init__(self, mode, connections, start_timeout=60.0):
+        self.mode = mode
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k not in STRIPPED_ENV}
+        max_conn = str(max(10000, connections + 100))
+        if mode == "bare":
+            cmd = [sys.executable, os.path.join(BENCH, "bare_server.py"), "--host", "127.0.0.1",
+                   "--port", str(self.port), "--max-size", max_conn]
+            self.health = self.url + "/health"
+        else:
+            cmd = [sys.executable, os.path.join(ROOT, "run.py")]
+            env.update({
+                "APP_ENV": "development", "HOST": "127.0.0.1", "PORT": str(self.port),
+                "SCHEDULER_ENABLED": "false", "SIMULATION_ENABLED": "false", "RATELIMIT_ENABLED": "false",
+                "LOG_LEVEL": "WARNING", "BCRYPT_ROUNDS": "4", "MAX_CONNECTIONS": max_conn,
+                "SOCKETIO_ASYNC_MODE": "eventlet",
+            })
+            self.health = self.url + "/api/health"
+        self.log = tempfile.NamedTemporaryFile(prefix=f"citypulse-bench-{mode}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self._wait_ready(start_timeout)
+
+    def _wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.mode} server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.health, timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.mode} server not ready after {timeout:.0f}s:\n{self.output()}")
+
+    def cpu_seconds(self):
+        """user + system CPU time of the server process so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        return round(int(line.split()[1]) / 1024, 1)
+        except OSError:
+            pass
+        return None
+
+    def output(self, tail=4000):
+        try:
+            with open(self.log.name, encoding="utf-8", errors="replace") as fh:
+                return fh.read()[-tail:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        try:
+            os.unlink(self.log.name)
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------------------------
+# Subscribers (run inside subscriber processes)
+# --------------------------------------------------------------------------------------------
+
+class RawClient:
+    """The leanest subscriber: Engine.IO v4 / Socket.IO v5 over one aiohttp WebSocket.
+
+    Connects to the default namespace with `auth`, sends one event with an ack id and waits
+    for the ack, then counts text frames that start with `42["traffic_update"` (no JSON parsing),
+    answering Engine.IO pings.
+    """
+
+    def __init__(self, session, url, auth, join, on_event):
+        self.session, self.auth, self.join, self.on_event = session, auth, join, on_event
+        self.ws_url = url.replace("http://", "ws://", 1) + "/socket.io/?EIO=4&transport=websocket"
+        self.ws, self.reader = None, None
+
+    async def _next(self, timeout):
+        import aiohttp
+
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                raise ConnectionError(f"unexpected websocket message {msg.type!r} during handshake")
+            if msg.data == "2":
+                await self.ws.send_str("3")
+                continue
+            return msg.data
+
+    async def connect(self, timeout):
+        self.ws = await asyncio.wait_for(
+            self.session.ws_connect(self.ws_url, autoping=True, max_msg_size=0, compress=0), timeout)
+        opened = await self._next(timeout)
+        if not opened.startswith("0"):
+            raise ConnectionError(f"no Engine.IO open packet: {opened[:80]!r}")
+        await self.ws.send_str("40" + (json.dumps(self.auth) if self.auth is not None else ""))
+        while True:
+            packet = await self._next(timeout)
+            if packet.startswith("44"):
+                raise ConnectionError(f"connection refused: {packet[2:200]}")
+            if packet.startswith("40"):
+                break
+        event, payload = self.join
+        await self.ws.send_str("421" + json.dumps([event, payload]))
+        while True:
+            packet = await self._next(timeout)
+            if packet.startswith("431"):
+                ack = json.loads(packet[3:])
+                if not (ack and isinstance(ack[0], dict) and ack[0].get("ok")):
+                    raise ConnectionError(f"join refused: {ack!r}")
+                break
+            if packet.startswith("42"):
+                self._count(packet)  # cannot happen before the join, but count it if it does
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    def _count(self, data, prefix=f'42["{EVENT}"'):
+        if data.startswith(prefix):
+            self.on_event(data)
+
+    async def _read(self):
+        import aiohttp
+
+        ws, on_event, prefix = self.ws, self.on_event, f'42["{EVENT}"'
+        while True:
+            msg = await ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = msg.data
+                if data.startswith(prefix):
+                    on_event(data)
+                elif data == "2":
+                    await ws.send_str("3")
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
+                              aiohttp.WSMsgType.ERROR):
+                return
+
+    async def close(self):
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        if self.reader is not None:
+            self.reader.cancel()
+
+
+class SioClient:
+    """python-socketio's AsyncClient (WebSocket transport only, sharing one aiohttp session)."""
+
+    def __init__(self, session, url, auth, join, on_event):
+        import socketio
+
+        self.url, self.auth, self.join = url, auth, join
+        self.sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, http_session=session)
+
+        async def handler(data):
+            on_event(data)
+
+        self.sio.on(EVENT, handler)
+
+    async def connect(self, timeout):
+        await self.sio.connect(self.url, auth=self.auth, transports=["websocket"], wait_timeout=timeout)
+        event, payload = self.join
+        ack = await self.sio.call(event, payload, timeout=timeout)
+        if not (isinstance(ack, dict) and ack.get("ok")):
+            raise ConnectionError(f"join refused: {ack!r}")
+
+    async def close(self):
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+def _cpu_now():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def subscriber_main(conn, cfg):
+    """Entry point of one subscriber process; talks to the driver over `conn`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and tells us to stop
+    try:
+        asyncio.run(_subscriber(conn, cfg))
+    except Exception as exc:  # report, never hang the driver
+        try:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        except Exception:
+            pass
+    finally:
+        conn.close()
+
+
+async def _subscriber(conn, cfg):
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    parent = os.getppid()
+    hard_deadline = time.monotonic() + cfg["connect_timeout"] + cfg["timeout"] + 60
+
+    async def watchdog():
+        # Exit on our own when the driver is gone or the run overstays every timeout.
+        while True:
+            await asyncio.sleep(1)
+            if os.getppid() != parent or time.monotonic() > hard_deadline:
+                os._exit(3)
+
+    watch = loop.create_task(watchdog())
+    n, expected = cfg["clients"], cfg["events"]
+    counts = [0] * n
+    state = {"remaining": n, "done_at": None, "cpu_done": None, "payload_bytes": None}
+    all_done = asyncio.Event()
+    raw = cfg["client"] == "raw"
+
+    def make_on_event(i):
+        def on_event(data):
+            c = counts[i] = counts[i] + 1
+            if state["payload_bytes"] is None:
+                # Raw frame: strip `42["traffic_update",` and the closing `]`; socketio: re-encode.
+                state["payload_bytes"] = (len(data) - len(f'42["{EVENT}",') - 1 if raw
+                                          else len(json.dumps(data, separators=(",", ":"))))
+            if c == expected:
+                state["remaining"] -= 1
+                if state["remaining"] == 0:
+                    state["done_at"] = time.monotonic()
+                    state["cpu_done"] = _cpu_now()
+                    all_done.set()
+        return on_event
+
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+    client_class = RawClient if raw else SioClient
+    clients = [client_class(session, cfg["url"], cfg["auth"], tuple(cfg["join"]), make_on_event(i))
+               for i in range(n)]
+    gate = asyncio.Semaphore(cfg["connect_concurrency"])
+
+    async def connect(client):
+        last = None
+        for attempt in range(4):
+            async with gate:
+                try:
+                    await client.connect(timeout=30)
+                    return None
+                except Exception as exc:  # retried: a full accept backlog resets connections
+                    last = f"{type(exc).__name__}: {exc}"
+                    await client.close()
+            await asyncio.sleep(0.2 * (attempt + 1))
+        return last
+
+    try:
+        t_connect = time.monotonic()
+        errors = await asyncio.wait_for(asyncio.gather(*(connect(c) for c in clients)),
+                                        cfg["connect_timeout"])
+        failed = [e for e in errors if e]
+        cpu_ready = _cpu_now()
+        conn.send(("ready", n - len(failed), failed[:3], round(time.monotonic() - t_connect, 2)))
+        if failed:
+            return
+        message = await loop.run_in_executor(None, conn.recv)
+        if message[0] != "go":
+            return
+        try:
+            await asyncio.wait_for(all_done.wait(), cfg["timeout"])
+        except asyncio.TimeoutError:
+            pass
+        cpu_end = state["cpu_done"] if state["cpu_done"] is not None else _cpu_now()
+        await asyncio.sleep(cfg["grace"])  # anything extra (duplicates) arrives here and is counted
+        conn.send(("done", state["done_at"], list(counts), cpu_end - cpu_ready, state["payload_bytes"]))
+        await loop.run_in_executor(None, conn.recv)  # "stop": disconnect only once everyone is done
+    finally:
+        try:
+            await asyncio.wait_for(asyncio.gather(*(c.close() for c in clients), return_exceptions=True), 30)
+        except asyncio.TimeoutError:
+            pass
+        await session.close()
+        watch.cancel()
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------------------------
+
+def raise_fd_limit(needed):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raise RuntimeError(f"ulimit -n is {soft}; {needed} file descriptors are needed (raise the hard limit)")
+
+
+def login(url):
+    response = requests.post(url + "/api/auth/login", json=ADMIN, timeout=30)
+    if response.status_code != 200:
+        raise RuntimeError(f"login failed: {response.status_code} {response.text[:300]}")
+    return response.json()["access_token"]
+
+
+def make_driver(mode, url, token, size):
+    """A function sending one batch of `n` events; raises when the server does not accept it."""
+    http = requests.Session()
+    if mode == "bare":
+        def send(n, seq):
+            response = http.post(url + "/emit", params={"n": n, "size": size}, timeout=120)
+            if response.status_code != 200:
+                raise RuntimeError(f"/emit answered {response.status_code}: {response.text[:300]}")
+    else:
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def send(n, seq):
+            batch = [{"sensor_id": f"BENCH-{(seq + i) % 1000:03d}", "vehicle_count": 10, "average_speed": 30.0,
+                      "congestion_level": 20.0} for i in range(n)]
+            response = http.post(url + "/api/traffic/data", json=batch, headers=headers, timeout=120)
+            if response.status_code != 201 or response.json().get("ingested") != n:
+                raise RuntimeError(f"/api/traffic/data answered {response.status_code}: {response.text[:300]}")
+    return send
+
+
+def _recv(conns, timeout, what):
+    """One message from every connection, within `timeout` seconds overall."""
+    deadline = time.monotonic() + timeout
+    out = []
+    for conn in conns:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not conn.poll(remaining):
+            raise RuntimeError(f"subscriber processes did not report {what} within {timeout:.0f}s")
+        message = conn.recv()
+        if message[0] == "error":
+            raise RuntimeError(f"a subscriber process failed: {message[1]}")
+        out.append(message)
+    return out
+
+
+def run_mode(mode, opts, log=print):
+    """Run one mode; return its result dict."""
+    k, m, procs = opts["subscribers"], opts["events"], max(1, min(opts["procs"], opts["subscribers"]))
+    raise_fd_limit(k + 512)
+    log(f"[{mode}] starting server ...")
+    server = Server(mode, k)
+    workers, conns = [], []
+    try:
+        token = login(server.url) if mode == "citypulse" else None
+        join = ("join_room", {"room": ROOM}) if mode == "citypulse" else ("join", {"room": ROOM})
+        shares = [k // procs + (1 if i < k % procs else 0) for i in range(procs)]
+        ctx = multiprocessing.get_context("fork")
+        for share in shares:
+            cfg = {"url": server.url, "auth": {"token": token} if token else None, "join": join,
+                   "clients": share, "events": m, "client": opts["client"],
+                   "connect_concurrency": max(5, opts["connect_concurrency"] // procs),
+                   "connect_timeout": opts["connect_timeout"], "timeout": opts["timeout"], "grace": opts["grace"]}
+            parent_end, child_end = ctx.Pipe()
+            worker = ctx.Process(target=subscriber_main, args=(child_end, cfg), daemon=True)
+            worker.start()
+            child_end.close()
+            workers.append(worker)
+            conns.append(parent_end)
+        log(f"[{mode}] connecting {k} subscribers from {procs} process(es) ({opts['client']} client) ...")
+        ready = _recv(conns, opts["connect_timeout"] + 30, "their connections")
+        connected = sum(r[1] for r in ready)
+        if connected != k:
+            errors = [e for r in ready for e in r[2]]
+            raise RuntimeError(f"only {connected}/{k} subscribers connected; e.g. {errors[:3]}")
+        log(f"[{mode}] {k} connected in {max(r[3] for r in ready):.1f}s; driving {m} events "
+            f"in batches of {opts['batch']} ...")
+
+        send = make_driver(mode, server.url, token, opts["size"])
+        cpu0 = server.cpu_seconds()
+        for conn in conns:
+            conn.send(("go",))
+        t0 = time.monotonic()
+        sent = 0
+        while sent < m:
+            n = min(opts["batch"], m - sent)
+            send(n, sent)
+            sent += n
+        t_sent = time.monotonic()
+        done = _recv(conns, opts["timeout"] + opts["grace"] + 30, "completion")
+        server_cpu = server.cpu_seconds() - cpu0  # the server idles once it has delivered everything
+        rss = server.rss_mb()
+
+        counts = [c for d in done for c in d[2]]
+        wrong = [c for c in counts if c != m]
+        if any(d[1] is None for d in done) or wrong:
+            short = sum(1 for c in counts if c < m)
+            extra = sum(1 for c in counts if c > m)
+            raise RuntimeError(f"{mode}: {len(wrong)}/{k} subscribers did not get exactly {m} events "
+                               f"({short} short, {extra} extra; delivered {sum(counts)} of {k * m})")
+        t_end = max(d[1] for d in done)
+        seconds = t_end - t0
+        client_cpu = sum(d[3] for d in done)
+        payload = next((d[4] for d in done if d[4]), None)
+        return {
+            "mode": mode, "subscribers": k, "events": m, "batch": opts["batch"], "client": opts["client"],
+            "client_processes": procs, "deliveries": k * m, "seconds": round(seconds, 3),
+            "deliveries_per_s": round(k * m / seconds, 1), "send_seconds": round(t_sent - t0, 3),
+            "server_cpu_pct": round(100 * server_cpu / seconds, 1),
+            "client_cpu_pct": round(100 * client_cpu / seconds, 1),
+            "server_rss_mb": rss, "payload_bytes": payload,
+        }
+    finally:
+        for conn in conns:
+            try:
+                conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
+        for worker in workers:
+            worker.join(40)
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(5)
+        for conn in conns:
+            conn.close()
+        server.stop()
+
+
+def run(opts=None, modes=MODES, log=print):
+    """Run the modes in order; return {"results": [...], "ratio": citypulse/bare or None}."""
+    opts = dict(DEFAULTS, **(opts or {}))
+    results = [run_mode(mode, opts, log) for mode in modes]
+    by_mode = {r["mode"]: r for r in results}
+    ratio = None
+    if "bare" in by_mode and "citypulse" in by_mode:
+        ratio = round(by_mode["citypulse"]["deliveries_per_s"] / by_mode["bare"]["deliveries_per_s"], 3)
+    return {"options": opts, "results": results, "ratio_citypulse_over_bare": ratio}
+
+
+def format_table(report):
+    head = ("mode", "subscribers", "events", "seconds", "deliveries/s", "server CPU", "client CPU", "payload B")
+    rows = [head]
+    for r in report["results"]:
+        rows.append((r["mode"], str(r["subscribers"]), str(r["events"]), f"{r['seconds']:.2f}",
+                     f"{r['deliveries_per_s']:,.0f}", f"{r['server_cpu_pct']:.0f}%", f"{r['client_cpu_pct']:.0f}%",
+                     str(r["payload_bytes"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    first = report["results"][0]
+    lines.append("")
+    lines.append(f"client side: {first['client_processes']} subscriber process(es), {first['client']} client; "
+                 f"{os.cpu_count()} CPU(s) on this machine; CPU % is of one core over the measured window")
+    if report["ratio_citypulse_over_bare"] is not None:
+        lines.append(f"ratio citypulse/bare (same run): {report['ratio_citypulse_over_bare']:.2f}")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Socket.IO fan-out benchmark: CityPulse vs the bare stack.")
+    parser.add_argument("--mode", choices=MODES + ("both",), default="both")
+    parser.add_argument("-k", "--subscribers", type=int, default=DEFAULTS["subscribers"])
+    parser.add_argument("-m", "--events", type=int, default=DEFAULTS["events"])
+    parser.add_argument("--batch", type=int, default=DEFAULTS["batch"],
+                        help="events per HTTP request (readings per POST; at most 1000 for citypulse)")
+    parser.add_argument("--size", type=int, default=DEFAULTS["size"],
+                        help="bare mode: JSON bytes per event (CityPulse's traffic_update is about 235)")
+    parser.add_argument("--procs", type=int, default=DEFAULTS["procs"], help="subscriber processes")
+    parser.add_argument("--client", choices=CLIENT_KINDS, default=DEFAULTS["client"],
+                        help="raw: minimal Socket.IO protocol over aiohttp (leanest); "
+                             "socketio: python-socketio AsyncClient")
+    parser.add_argument("--timeout", type=float, default=DEFAULTS["timeout"],
+                        help="seconds allowed for delivery once sending starts")
+    parser.add_argument("--connect-timeout", type=float, default=DEFAULTS["connect_timeout"])
+    parser.add_argument("--json", help="also write the report to this file")
+    args = parser.parse_args(argv)
+    if not 1 <= args.batch <= 1000:
+        parser.error("--batch must be 1..1000")
+    if args.subscribers < 1 or args.events < 1:
+        parser.error("--subscribers and --events must be positive")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    opts = {key: getattr(args, key) for key in DEFAULTS if hasattr(args, key)}
+    modes = MODES if args.mode == "both" else (args.mode,)
+    report = run(opts, modes)
+    print()
+    print(format_table(report))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -179,3 +179,38 @@ def open_keys(db, limit=100000):
 
 def delete_resolved_before(db, cutoff):
     return db.alerts.delete_many({"status": "resolved", "resolved_at": {"$lt": cutoff}}).deleted_count
+
+
+def count_created(db, start, end, module=None, severity=None):
+    """Alerts created in [start, end)."""
+    query = {"created_at": {"$gte": start, "$lt": end}}
+    if module:
+        query["module"] = module
+    if severity:
+        query["severity"] = severity
+    return db.alerts.count_documents(query)
+
+
+def top_sensors(db, start, end, limit=5, scan_limit=5000):
+    """Sensors with the most alerts created in [start, end) (scan bounded by `scan_limit`)."""
+    counts = {}
+    for doc in db.alerts.find({"created_at": {"$gte": start, "$lt": end}, "sensor_id": {"$ne": None}},
+                              {"sensor_id": 1, "module": 1}).limit(scan_limit):
+        key = (doc["sensor_id"], doc["module"])
+        counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [{"sensor_id": s, "module": m, "alerts": n} for (s, m), n in ranked]
+
+
+def response_times(db, start, end, scan_limit=5000):
+    """Mean seconds to acknowledge and to resolve, for alerts created in [start, end)."""
+    ack, res = [], []
+    for doc in db.alerts.find({"created_at": {"$gte": start, "$lt": end}},
+                              {"created_at": 1, "acknowledged_at": 1, "resolved_at": 1}).limit(scan_limit):
+        if doc.get("acknowledged_at"):
+            ack.append((doc["acknowledged_at"] - doc["created_at"]).total_seconds())
+        if doc.get("resolved_at"):
+            res.append((doc["resolved_at"] - doc["created_at"]).total_seconds())
+    mean = lambda xs: round(sum(xs) / len(xs), 1) if xs else None  # noqa: E731
+    return {"mean_time_to_acknowledge_s": mean(ack), "mean_time_to_resolve_s": mean(res),
+            "acknowledged": len(ack), "resolved": len(res)}

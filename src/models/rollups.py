@@ -21,6 +21,8 @@ METRICS = {
                "voltage_kv", "utilization_pct", "renewable_pct", "renewable_mw"),
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Readings read per rollup run at most; a bigger backlog is caught up over several runs.
+MAX_SCAN = 500000
 
 
 def hour_of(ts):
@@ -43,17 +45,34 @@ def aggregate(module, docs):
     return out
 
 
-def recompute_bucket(db, module, sensor_id, hour):
-    """Rebuild one hour bucket from raw readings; returns the write (or None if it has no readings)."""
-    docs = list(db.readings.find({"module": module, "sensor_id": sensor_id,
-                                  "timestamp": {"$gte": hour, "$lt": hour + timedelta(hours=1)}},
-                                 {"_id": 0, "district": 1, **{m: 1 for m in METRICS[module]}}).limit(100000))
-    if not docs:
-        return None
-    district = next((d["district"] for d in docs if d.get("district")), None)
-    doc = {"module": module, "sensor_id": sensor_id, "district": district, "hour": hour, "count": len(docs),
-           "metrics": aggregate(module, docs), "updated_at": datetime.now(timezone.utc)}
-    return UpdateOne({"_id": bucket_id(module, sensor_id, hour)}, {"$set": doc}, upsert=True)
+def recompute_buckets(db, buckets):
+    """Rebuild the given (module, sensor, hour) buckets from raw readings, in one range query.
+
+    One query for the whole span keeps the embedded engine (which scans a collection per query)
+    at one scan per run instead of one per bucket.
+    """
+    if not buckets:
+        return []
+    first = min(hour for _, _, hour in buckets)
+    last = max(hour for _, _, hour in buckets) + timedelta(hours=1)
+    fields = {"_id": 0, "module": 1, "sensor_id": 1, "timestamp": 1, "district": 1}
+    for names in METRICS.values():
+        fields.update({m: 1 for m in names})
+    grouped = {bucket: [] for bucket in buckets}
+    for doc in db.readings.find({"timestamp": {"$gte": first, "$lt": last}}, fields).limit(MAX_SCAN):
+        key = (doc["module"], doc["sensor_id"], hour_of(doc["timestamp"]))
+        if key in grouped:
+            grouped[key].append(doc)
+    now = datetime.now(timezone.utc)
+    writes = []
+    for (module, sensor_id, hour), docs in grouped.items():
+        if not docs:
+            continue  # its readings aged out of retention: keep the bucket as it was
+        district = next((d["district"] for d in docs if d.get("district")), None)
+        doc = {"module": module, "sensor_id": sensor_id, "district": district, "hour": hour, "count": len(docs),
+               "metrics": aggregate(module, docs), "updated_at": now}
+        writes.append(UpdateOne({"_id": bucket_id(module, sensor_id, hour)}, {"$set": doc}, upsert=True))
+    return writes
 
 
 def refresh(db, now=None, max_readings=50000, oldest_hour=None):
@@ -72,7 +91,7 @@ def refresh(db, now=None, max_readings=50000, oldest_hour=None):
         hour = hour_of(doc["timestamp"])
         if oldest_hour is None or hour >= oldest_hour:
             buckets.add((doc["module"], doc["sensor_id"], hour))
-    writes = [w for w in (recompute_bucket(db, *bucket) for bucket in sorted(buckets)) if w is not None]
+    writes = recompute_buckets(db, buckets)
     if writes:
         db.readings_hourly.bulk_write(writes, ordered=False)
     # A full page means more is waiting: resume from the last reading seen, not from `now`.
@@ -80,6 +99,15 @@ def refresh(db, now=None, max_readings=50000, oldest_hour=None):
     db.rollup_state.update_one({"_id": STATE_ID}, {"$set": {"watermark": new_watermark, "updated_at": now}},
                                upsert=True)
     return {"buckets": len(writes), "readings": seen, "watermark": new_watermark, "complete": seen < max_readings}
+
+
+def refresh_if_stale(db, max_age_s=90, max_readings=5000):
+    """Catch the rollup up on read when no job has refreshed it lately (e.g. no scheduler runs)."""
+    state = db.rollup_state.find_one({"_id": STATE_ID}, {"updated_at": 1}) or {}
+    updated = state.get("updated_at")
+    if updated is None or (datetime.now(timezone.utc) - updated).total_seconds() > max_age_s:
+        return refresh(db, max_readings=max_readings)
+    return None
 
 
 def _query(module, sensor_id=None, district=None, start=None, end=None):

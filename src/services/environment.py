@@ -38,7 +38,7 @@ def pollution_trends(resolution="hour", start=None, end=None, district=None, sen
     end = end or now_utc()
     start = start or end - DEFAULT_SPAN[resolution]
     db = get_db()
-    rollups.refresh(db, max_readings=5000)
+    rollups.refresh_if_stale(db)
     series = rollups.series(db, "environment", resolution, sensor_id=sensor_id, district=district, start=start,
                             end=end, per_sensor=False)
     items = []

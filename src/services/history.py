@@ -17,7 +17,7 @@ def readings_page(module, limit=50, offset=0, sort="-timestamp", start=None, end
                                    limit=limit, offset=offset, sort=sort, source=source)
         items = reading_out_schema(module)(many=True).dump(page["items"])
     else:
-        rollups.refresh(db, max_readings=REQUEST_ROLLUP_BUDGET)
+        rollups.refresh_if_stale(db)
         page = rollups.series_page(db, module, resolution, sensor_id=sensor_id, district=district, start=start,
                                    end=end, limit=limit, offset=offset, descending=sort.startswith("-"))
         items = AggregateSchema(many=True).dump(page["items"])

@@ -76,29 +76,39 @@ def recompute_buckets(db, buckets):
 
 
 def refresh(db, now=None, max_readings=50000, oldest_hour=None):
-    """Roll up readings received since the watermark; returns {buckets, readings, watermark}."""
+    """Roll up readings received since the watermark; returns {buckets, readings, watermark, complete}.
+
+    Normally each run re-reads LAG_S seconds before the watermark. When a run stops at
+    `max_readings` (a backlog), the next one resumes strictly after the last reading it saw
+    instead, so a backlog larger than a page is still worked through.
+    """
     now = now or datetime.now(timezone.utc)
     state = db.rollup_state.find_one({"_id": STATE_ID}) or {}
     watermark = state.get("watermark", EPOCH)
-    since = watermark - timedelta(seconds=LAG_S)
-    cursor = db.readings.find({"received_at": {"$gt": since, "$lte": now}},
-                              {"module": 1, "sensor_id": 1, "timestamp": 1, "received_at": 1}
-                              ).sort("received_at", 1).limit(max_readings)
-    buckets, seen, last_received = set(), 0, None
+    if state.get("resume_id") is not None:
+        query = {"$or": [{"received_at": {"$gt": watermark, "$lte": now}},
+                         {"received_at": watermark, "_id": {"$gt": state["resume_id"]}}]}
+    else:
+        query = {"received_at": {"$gt": watermark - timedelta(seconds=LAG_S), "$lte": now}}
+    cursor = db.readings.find(query, {"module": 1, "sensor_id": 1, "timestamp": 1, "received_at": 1}
+                              ).sort([("received_at", 1), ("_id", 1)]).limit(max_readings)
+    buckets, seen, last = set(), 0, None
     for doc in cursor:
         seen += 1
-        last_received = doc["received_at"]
+        last = doc
         hour = hour_of(doc["timestamp"])
         if oldest_hour is None or hour >= oldest_hour:
             buckets.add((doc["module"], doc["sensor_id"], hour))
     writes = recompute_buckets(db, buckets)
     if writes:
         db.readings_hourly.bulk_write(writes, ordered=False)
-    # A full page means more is waiting: resume from the last reading seen, not from `now`.
-    new_watermark = last_received if seen >= max_readings else max(watermark, now - timedelta(seconds=LAG_S))
-    db.rollup_state.update_one({"_id": STATE_ID}, {"$set": {"watermark": new_watermark, "updated_at": now}},
-                               upsert=True)
-    return {"buckets": len(writes), "readings": seen, "watermark": new_watermark, "complete": seen < max_readings}
+    complete = seen < max_readings
+    if complete:
+        changes = {"watermark": max(watermark, now - timedelta(seconds=LAG_S)), "resume_id": None}
+    else:
+        changes = {"watermark": last["received_at"], "resume_id": last["_id"]}
+    db.rollup_state.update_one({"_id": STATE_ID}, {"$set": dict(changes, updated_at=now)}, upsert=True)
+    return {"buckets": len(writes), "readings": seen, "watermark": changes["watermark"], "complete": complete}
 
 
 def refresh_if_stale(db, max_age_s=90, max_readings=5000):

@@ -1,5 +1,10 @@
-"""Start CityPulse: `python run.py` serves HTTP and Socket.IO on eventlet."""
+"""Start CityPulse.
+
+    python run.py                   serve HTTP + Socket.IO on eventlet, and run the scheduler
+    python run.py --scheduler-only  run only the scheduled jobs (emits through the Redis queue)
+"""
 import os
+import sys
 import warnings
 
 # eventlet must patch the standard library before anything else imports it. This is the
@@ -11,13 +16,17 @@ if os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet") == "eventlet":
 
     eventlet.monkey_patch()
 
+import atexit  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
 from src import create_app  # noqa: E402
 from src.extensions import socketio  # noqa: E402
+from src.schedulers import start_scheduler, stop_scheduler  # noqa: E402
 
 
-def main():
-    """Build the app from APP_ENV and serve it on HOST:PORT."""
-    app = create_app()
+def serve(app):
+    """Serve HTTP and Socket.IO on HOST:PORT."""
     config = app.config
     options = {"host": config["HOST"], "port": config["PORT"], "allow_unsafe_werkzeug": True}
     if config["SOCKETIO_ASYNC_MODE"] == "eventlet":
@@ -29,5 +38,26 @@ def main():
     socketio.run(app, **options)
 
 
+def run_scheduler_only(app):
+    """Run the jobs without serving; events reach clients through the Redis message queue."""
+    if not app.config["REDIS_URL"]:
+        app.logger.warning("--scheduler-only without REDIS_URL: emitted events reach no client")
+    while True:
+        time.sleep(3600)
+
+
+def main(argv):
+    """Build the app from APP_ENV, start background work, then serve (or just run jobs)."""
+    app = create_app()
+    # SIGTERM (docker stop) exits through atexit, which releases the scheduler lock at once.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    start_scheduler(app)
+    atexit.register(stop_scheduler, app)
+    if "--scheduler-only" in argv:
+        run_scheduler_only(app)
+    else:
+        serve(app)
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

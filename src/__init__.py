@@ -7,7 +7,7 @@ from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from src import db, redis_client
+from src import db, redis_client, schedulers
 from src.events import seam
 from src.events.seam import make_client_manager
 from src.services import ingest, latest
@@ -87,6 +87,7 @@ def register_socket_handlers(app):
 
     handlers.install_ack_probe(socketio.server)
     health.register_provider("realtime", lambda app: metrics.snapshot(socketio))
+    health.register_provider("scheduler", schedulers.status)
 
 
 def register_request_guards(app):

@@ -56,7 +56,7 @@ class Config:
     MONGO_DB_NAME = _env("MONGO_DB_NAME", "citypulse")
     MONGO_TIMEOUT_MS = _int("MONGO_TIMEOUT_MS", 3000)
     # The embedded engine has no TTL monitor and slows with size, so it keeps hours.
-    RAW_RETENTION_HOURS = _int("RAW_RETENTION_HOURS", 168 if MONGO_URI else 6)
+    RAW_RETENTION_HOURS = _int("RAW_RETENTION_HOURS", 168 if MONGO_URI else 3)
 
     REDIS_URL = _env("REDIS_URL")
 
@@ -79,6 +79,31 @@ class Config:
     RATELIMIT_KEY_PREFIX = _env("RATELIMIT_KEY_PREFIX", "citypulse")
 
     SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", True)
+    # Leader election between processes: the lock expires unless renewed every third of this.
+    SCHEDULER_LOCK_TTL_S = _float("SCHEDULER_LOCK_TTL_S", 15)
+    ROLLUP_INTERVAL_S = _float("ROLLUP_INTERVAL_S", 60)
+    HOUSEKEEPING_INTERVAL_S = _float("HOUSEKEEPING_INTERVAL_S", 300)
+    STALE_CHECK_INTERVAL_S = _float("STALE_CHECK_INTERVAL_S", 30)
+    SYSTEM_UPDATE_INTERVAL_S = _float("SYSTEM_UPDATE_INTERVAL_S", 5)
+    ALERT_RETENTION_DAYS = _int("ALERT_RETENTION_DAYS", 90 if MONGO_URI else 7)
+    ROLLUP_RETENTION_DAYS = _int("ROLLUP_RETENTION_DAYS", 400)
+
+    # The simulated city
+    SIMULATION_ENABLED = _bool("SIMULATION_ENABLED", True)
+    SIMULATION_SEED = _int("SIMULATION_SEED", 42)
+    # SIMULATION_INTERVAL_S sets every module's interval; SIMULATION_INTERVAL_<MODULE>_S one module's.
+    SIMULATION_INTERVALS = {
+        module: _float(f"SIMULATION_INTERVAL_{module.upper()}_S", _env("SIMULATION_INTERVAL_S", default))
+        for module, default in (("traffic", 10), ("environment", 15), ("waste", 30), ("energy", 15),
+                                ("emergency", 20))
+    }
+    SIM_TRAFFIC_SENSORS = _int("SIM_TRAFFIC_SENSORS", 20)
+    SIM_ENVIRONMENT_SENSORS = _int("SIM_ENVIRONMENT_SENSORS", 15)
+    SIM_BINS = _int("SIM_BINS", 40)
+    SIM_GRIDS = _int("SIM_GRIDS", 6)
+    SIM_UNITS = _int("SIM_UNITS", 12)
+    SIM_BIN_HOURS_TO_FILL = _float("SIM_BIN_HOURS_TO_FILL", 6)
+    CITY_TIMEZONE = _env("CITY_TIMEZONE", "America/New_York")
 
     # Socket.IO
     SOCKET_EVENTS_PER_SECOND = _float("SOCKET_EVENTS_PER_SECOND", 20)
@@ -119,8 +144,10 @@ class TestingConfig(Config):
     MONGO_DB_NAME = _env("TEST_MONGO_DB_NAME", "citypulse_test")
     REDIS_URL = None  # tests opt in to Redis explicitly
     BCRYPT_ROUNDS = 4  # the minimum bcrypt accepts; keeps the suite fast
+    RAW_RETENTION_HOURS = 48  # tests post readings hours in the past; retention tests set their own
     RATELIMIT_ENABLED = False  # rate-limit tests switch it back on
     SCHEDULER_ENABLED = False
+    SIMULATION_ENABLED = False
     SOCKETIO_ASYNC_MODE = "threading"
     ADMIN_PASSWORD = DEFAULT_ADMIN_PASSWORD
     JWT_SECRET_KEY = "testing-secret-key-that-is-long-enough-for-hs256"

@@ -164,7 +164,7 @@ def ensure_schema(db, raw_retention_hours):
                 db[name].create_indexes([model])
             except OperationFailure as exc:
                 # An index whose options changed (e.g. a new retention) is rebuilt.
-                if exc.code not in (85, 86):
+                if exc.code not in (85, 86) and "different options" not in str(exc):
                     raise
                 db[name].drop_index(index["name"])
                 db[name].create_indexes([model])

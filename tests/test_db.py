@@ -74,7 +74,10 @@ def test_ensure_schema_creates_every_declared_index(app):
     for name, spec in specs.items():
         present = set(database[name].index_information())
         assert {index["name"] for index in spec.get("indexes", [])} <= present, name
-    storage.ensure_schema(database, 6)  # idempotent
+    storage.ensure_schema(database, app.config["RAW_RETENTION_HOURS"])  # idempotent
+    storage.ensure_schema(database, 12)  # a new retention rebuilds the TTL index
+    ttl = database.readings.index_information()["timestamp_ttl"]
+    assert ttl["expireAfterSeconds"] == 12 * 3600
 
 
 def test_mongo_init_js_reads_the_same_collection_spec():

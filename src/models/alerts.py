@@ -14,6 +14,8 @@ from pymongo.errors import DuplicateKeyError
 OPEN_STATUSES = ("active", "acknowledged")
 STATUSES = ("active", "acknowledged", "resolved")
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+# Raised by the stale-sensor job rather than by a rule document.
+OFFLINE_RULE_ID = "system.sensor_offline"
 
 
 def _now():

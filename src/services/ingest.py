@@ -122,26 +122,32 @@ def newest_per_sensor(stored):
 def apply_rules(db, module, reading, rules):
     """Raise, bump, escalate or auto-resolve alerts for one reading, and broadcast the changes."""
     open_index = open_alert_index()
+    resolve_if_open(db, open_index, reading["sensor_id"], alerts.OFFLINE_RULE_ID)  # it reports again
     for rule, level, value in alerting.evaluate(reading, rules):
-        key = alerts.open_key(reading["sensor_id"], rule["_id"])
         if level is None:
-            if open_index.authoritative and key not in open_index:
-                continue  # nothing open: the common case costs no query
-            resolved = alerts.resolve_open(db, reading["sensor_id"], rule["_id"], by="system")
-            open_index.discard(key)
-            if resolved:
-                broadcast.emit_alert_updated(resolved, "resolved")
+            resolve_if_open(db, open_index, reading["sensor_id"], rule["_id"])
             continue
         alert, change = alerts.raise_or_bump(
             db, module=module, sensor_id=reading["sensor_id"], rule_id=rule["_id"], alert_type=rule["type"],
             severity=level["severity"], message=alerting.render_message(rule, level, reading, value),
             value=value, threshold=level["value"], district=reading.get("district"),
             location=reading.get("location"), now=reading["received_at"])
-        open_index.add(key)
+        open_index.add(alerts.open_key(reading["sensor_id"], rule["_id"]))
         if change in ("created", "escalated"):
             broadcast.emit_alert(alert, escalated=change == "escalated")
         elif change == "deescalated":
             broadcast.emit_alert_updated(alert, "deescalated")
+
+
+def resolve_if_open(db, open_index, sensor_id, rule_id):
+    """Auto-resolve the open alert for (sensor, rule), if there is one, and broadcast it."""
+    key = alerts.open_key(sensor_id, rule_id)
+    if open_index.authoritative and key not in open_index:
+        return  # nothing open: the common case costs no query
+    resolved = alerts.resolve_open(db, sensor_id, rule_id, by="system")
+    open_index.discard(key)
+    if resolved:
+        broadcast.emit_alert_updated(resolved, "resolved")
 
 
 class RuleCache:

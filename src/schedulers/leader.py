@@ -1,0 +1,91 @@
+"""Leader election for the scheduler: one lock with expiry, renewed by its holder.
+
+Redis (SET NX PX, renewed only by the owner) when REDIS_URL is set; otherwise a MongoDB document
+claimed with an atomic find_one_and_update, which also serves a single embedded process.
+"""
+import logging
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from src.db import get_db
+from src.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+LOCK_NAME = "scheduler-leader"
+
+# Renew only if we still own the lock: a compare-and-set done atomically inside Redis.
+RENEW_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class LeaderLock:
+    def __init__(self, app, ttl_s):
+        self.app = app
+        self.ttl_s = ttl_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.is_leader = False
+        self.redis = get_redis(app)
+        self.backend = "redis" if self.redis is not None else "mongodb"
+        self.key = f"{app.config['RATELIMIT_KEY_PREFIX']}:{LOCK_NAME}"
+
+    @classmethod
+    def for_app(cls, app):
+        return cls(app, app.config["SCHEDULER_LOCK_TTL_S"])
+
+    def heartbeat(self):
+        """Acquire or renew the lock (the scheduler calls this every ttl/3)."""
+        try:
+            held = self._redis_beat() if self.redis is not None else self._mongo_beat()
+        except Exception:
+            log.exception("leader heartbeat failed; stepping down")
+            held = False
+        if held != self.is_leader:
+            log.info("scheduler leadership %s (%s)", "acquired" if held else "lost", self.owner)
+        self.is_leader = held
+        return held
+
+    def _redis_beat(self):
+        ttl_ms = int(self.ttl_s * 1000)
+        if self.is_leader and self.redis.eval(RENEW_SCRIPT, 1, self.key, self.owner, ttl_ms):
+            return True
+        return bool(self.redis.set(self.key, self.owner, nx=True, px=ttl_ms))
+
+    def _mongo_beat(self):
+        with self.app.app_context():
+            db = get_db()
+        now = datetime.now(timezone.utc)
+        try:
+            doc = db.locks.find_one_and_update(
+                {"_id": LOCK_NAME, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"owner": self.owner, "expires_at": now + timedelta(seconds=self.ttl_s)}},
+                upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            return False  # someone else holds a live lock
+        return doc is not None and doc.get("owner") == self.owner
+
+    def release(self):
+        """Give the lock up at shutdown so another process takes over at once."""
+        try:
+            if self.redis is not None:
+                self.redis.eval(RELEASE_SCRIPT, 1, self.key, self.owner)
+            else:
+                with self.app.app_context():
+                    get_db().locks.delete_one({"_id": LOCK_NAME, "owner": self.owner})
+        except Exception:
+            log.exception("could not release the leader lock")
+        self.is_leader = False

@@ -1,0 +1,110 @@
+"""Retention, stale-sensor detection and the periodic system update."""
+import json
+import os
+from datetime import timedelta
+
+from flask import current_app
+
+from src.db import get_db
+from src.events import broadcast, metrics
+from src.events.rooms import READING_MODULES
+from src.extensions import socketio
+from src.models import alerts, job_stats, readings, revoked_tokens, rollups
+from src.redis_client import get_redis
+from src.services.ingest import open_alert_index
+from src.services.latest import get_cache
+
+OFFLINE_RULE = alerts.OFFLINE_RULE_ID
+STALE_FACTOR = 3
+
+
+def apply_retention(now):
+    """Delete what has outlived its retention; returns counts per kind."""
+    config = current_app.config
+    db = get_db()
+    return {
+        "readings": readings.delete_older_than(db, now - timedelta(hours=config["RAW_RETENTION_HOURS"])),
+        "rollups": rollups.delete_older_than(db, now - timedelta(days=config["ROLLUP_RETENTION_DAYS"])),
+        "resolved_alerts": alerts.delete_resolved_before(db, now - timedelta(days=config["ALERT_RETENTION_DAYS"])),
+        "revoked_tokens": revoked_tokens.purge_expired(db, now),
+    }
+
+
+def expected_interval_s(module):
+    return current_app.config["SIMULATION_INTERVALS"][module]
+
+
+def flag_stale_sensors(now):
+    """Open a medium `sensor_offline` alert for each sensor silent for 3x its module's interval."""
+    db = get_db()
+    cache = get_cache(current_app)
+    raised = 0
+    for module in READING_MODULES:
+        limit_s = STALE_FACTOR * expected_interval_s(module)
+        for reading in cache.snapshot(module):
+            silent_s = (now - reading.get("received_at", reading["timestamp"])).total_seconds()
+            if silent_s <= limit_s:
+                continue
+            alert, change = alerts.raise_or_bump(
+                db, module=module, sensor_id=reading["sensor_id"], rule_id=OFFLINE_RULE, alert_type="sensor_offline",
+                severity="medium", message=f"Sensor {reading['sensor_id']} silent for {int(silent_s)} s",
+                value=round(silent_s), threshold=limit_s, district=reading.get("district"),
+                location=reading.get("location"), now=now)
+            open_alert_index().add(alerts.open_key(reading["sensor_id"], OFFLINE_RULE))
+            if change == "created":
+                raised += 1
+                broadcast.emit_alert(alert)
+    return {"raised": raised}
+
+
+def process_id():
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def publish_process_metrics(now):
+    """Store this process's realtime snapshot where the leader can add it up (Redis, else memory)."""
+    snapshot = metrics.snapshot(socketio)
+    client = get_redis()
+    interval = current_app.config["SYSTEM_UPDATE_INTERVAL_S"]
+    if client is not None:
+        key = f"{current_app.config['RATELIMIT_KEY_PREFIX']}:metrics:{process_id()}"
+        client.set(key, json.dumps(snapshot), ex=max(2, int(interval * 3)))
+    current_app.extensions["process_metrics"] = snapshot
+    return {"connected_clients": snapshot["connected_clients"]}
+
+
+def cluster_metrics():
+    """Realtime metrics summed over every live process."""
+    client = get_redis()
+    snapshots = []
+    if client is not None:
+        prefix = f"{current_app.config['RATELIMIT_KEY_PREFIX']}:metrics:"
+        keys = list(client.scan_iter(match=prefix + "*", count=100))
+        snapshots = [json.loads(raw) for raw in client.mget(keys) if raw] if keys else []
+    if not snapshots:
+        snapshots = [metrics.snapshot(socketio)]
+    summed = {"processes": len(snapshots)}
+    for field in ("connected_clients", "events_emitted_per_s", "readings_ingested_per_s", "events_emitted_total",
+                  "readings_ingested_total"):
+        summed[field] = round(sum(s.get(field, 0) for s in snapshots), 2)
+    return summed
+
+
+def job_states():
+    runner = current_app.extensions.get("job_runner")
+    stats = job_stats.all_stats(get_db())
+    states = {}
+    for job_id in (runner.specs if runner else stats):
+        doc = stats.get(job_id, {})
+        states[job_id] = {"runs": doc.get("runs", 0), "failures": doc.get("failures", 0),
+                          "paused": doc.get("paused", False), "last_run_at": doc.get("last_run_at")}
+    return states
+
+
+def emit_system_update(now):
+    """Emit server stats to the `system` room."""
+    stats = cluster_metrics()
+    stats.update(server_time=now, alerts_active=alerts.count_open_by_severity(get_db()), jobs=job_states(),
+                 readings_per_s=stats["readings_ingested_per_s"])
+    broadcast.emit_system(stats)
+    return {"connected_clients": stats["connected_clients"]}

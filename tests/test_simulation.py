@@ -1,0 +1,175 @@
+"""Simulators and housekeeping jobs, called directly with a fixed seed and a frozen clock."""
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from src.db import get_db
+from src.models import alerts, readings
+from src.schemas.readings import READING_SCHEMAS
+from src.schedulers import housekeeping as housekeeping_jobs
+from src.schedulers import simulators
+from src.services import city_models, simulation
+
+NEW_YORK = ZoneInfo("America/New_York")
+WEDNESDAY = datetime(2026, 6, 10, tzinfo=NEW_YORK)  # a weekday in summer
+
+
+def at(hour, minute=0, day=WEDNESDAY):
+    return day.replace(hour=hour, minute=minute).astimezone(timezone.utc)
+
+
+@pytest.fixture
+def sim_app(app_factory):
+    app = app_factory(SIMULATION_SEED=7)
+    with app.app_context():
+        simulators.prepare(app)
+        yield app
+
+
+def total_vehicles(now):
+    return sum(r["vehicle_count"] for r in simulation.get_simulator().traffic_readings(now))
+
+
+def test_rush_hours_beat_the_night_on_weekdays(sim_app):
+    night, morning, evening = total_vehicles(at(3)), total_vehicles(at(8)), total_vehicles(at(18))
+    assert morning > 2 * night and evening > 2 * night
+    saturday = WEDNESDAY + timedelta(days=3)
+    assert total_vehicles(at(8, day=saturday)) < morning  # weekends have no morning rush
+
+
+def test_solar_is_zero_at_night_and_positive_at_noon(sim_app):
+    simulator = simulation.get_simulator()
+    night = simulator.energy_readings(at(1))
+    noon = simulator.energy_readings(at(13))
+    assert all(r["solar_mw"] == 0.0 for r in night)
+    assert all(r["solar_mw"] > 0 for r in noon)
+    assert city_models.solar_elevation_deg(at(13), -73.98, 40.75) > 60  # June, near solar noon in New York
+
+
+def test_temperature_and_noise_follow_the_day(sim_app):
+    simulator = simulation.get_simulator()
+    simulator.traffic_readings(at(5))
+    dawn = simulator.environment_readings(at(5))
+    simulator.traffic_readings(at(15))
+    afternoon = simulator.environment_readings(at(15))
+    mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+    assert mean(afternoon, "temperature_c") > mean(dawn, "temperature_c") + 6
+    assert mean(afternoon, "noise_db") > mean(dawn, "noise_db")
+
+
+def test_every_simulated_reading_passes_the_posted_schema(sim_app):
+    simulator = simulation.get_simulator()
+    now = at(9)
+    batches = {"traffic": simulator.traffic_readings(now), "environment": simulator.environment_readings(now),
+               "waste": simulator.waste_readings(now), "energy": simulator.energy_readings(now)}
+    for module, batch in batches.items():
+        assert batch
+        schema = READING_SCHEMAS[module](many=True)
+        # JSON-shaped, as a gateway would POST them.
+        posted = [dict(r, timestamp=r["timestamp"].isoformat()) for r in batch]
+        assert schema.validate(posted) == {}, module
+
+
+def test_simulator_jobs_store_tagged_readings(sim_app):
+    now = datetime.now(timezone.utc)
+    assert simulators.simulate_traffic(now) == 20
+    assert simulators.simulate_environment(now) == 15
+    assert simulators.simulate_waste(now) == 40
+    assert simulators.simulate_energy(now) == 6
+    db = get_db()
+    assert db.readings.count_documents({"source": "simulator"}) == 81
+    assert db.readings.count_documents({"source": {"$ne": "simulator"}}) == 0
+
+
+def test_same_seed_same_city(app_factory):
+    def run(seed):
+        app = app_factory(SIMULATION_SEED=seed)
+        with app.app_context():
+            return [r["vehicle_count"] for r in simulation.CitySimulator(app.config).traffic_readings(at(8))]
+
+    assert run(11) == run(11)
+    assert run(11) != run(12)
+
+
+def test_bins_fill_and_get_emptied(sim_app):
+    simulator = simulation.get_simulator()
+    start = at(10)
+    simulators.simulate_waste(start)
+    first = dict(simulator.fill)
+    simulators.simulate_waste(start + timedelta(hours=1))
+    assert all(simulator.fill[b] >= first[b] for b in first)
+    assert sum(simulator.fill.values()) > sum(first.values())
+    for bin_id in simulator.fill:  # force a district over the collection threshold
+        simulator.fill[bin_id] = 97.0
+    simulators.simulate_waste(start + timedelta(hours=1, minutes=1))
+    db = get_db()
+    assert db.waste_collections.count_documents({"status": "completed"}) >= 1
+    emptied = [b for b in db.bins.find({}) if b["fill_level_pct"] < 10]
+    assert emptied, "a collection empties bins through the ingest pipeline"
+
+
+def test_simulated_readings_raise_alerts_through_the_rules(sim_app):
+    simulator = simulation.get_simulator()
+    for district in ("Downtown", "Harbor", "Industrial"):
+        simulator.episodes[district] = 5  # a pollution episode
+    now = datetime.now(timezone.utc)
+    simulators.simulate_traffic(now)
+    simulators.simulate_environment(now)
+    raised = list(get_db().alerts.find({"module": "environment", "type": "air_quality"}))
+    assert raised and all(a["rule_id"] == "environment.aqi" for a in raised)
+
+
+def test_retention_deletes_only_old_raw_readings(app_factory, admin_headers):
+    app = app_factory(RAW_RETENTION_HOURS=2)
+    client = app.test_client()
+    from tests.conftest import bearer, login
+
+    headers = bearer(login(client)["access_token"])
+    # The embedded engine also expires TTL-indexed documents on access; without the index the
+    # job alone has to do the work, as it does on an engine with no TTL monitor.
+    get_db(app).readings.drop_index("timestamp_ttl")
+    now = datetime.now(timezone.utc)
+    for minutes in (30, 100, 150, 200):
+        ts = (now - timedelta(minutes=minutes)).isoformat()
+        assert client.post("/api/traffic/data", headers=headers, json={
+            "sensor_id": f"T{minutes}", "vehicle_count": 1, "average_speed": 20.0, "congestion_level": 10.0,
+            "timestamp": ts}).status_code == 201
+    with app.app_context():
+        deleted = housekeeping_jobs.retention(now)
+        left = sorted(r["sensor_id"] for r in readings.find_range(get_db(), "traffic", limit=10)["items"])
+    assert deleted["readings"] == 2
+    assert left == ["T100", "T30"]
+
+
+def test_stale_sensor_alert_raises_and_resolves(app, client, admin_headers):
+    body = {"sensor_id": "T-STALE", "vehicle_count": 3, "average_speed": 30.0, "congestion_level": 10.0}
+    assert client.post("/api/traffic/data", headers=admin_headers, json=body).status_code == 201
+    interval = app.config["SIMULATION_INTERVALS"]["traffic"]
+    with app.app_context():
+        assert housekeeping_jobs.stale_sensors(datetime.now(timezone.utc))["raised"] == 0
+        later = datetime.now(timezone.utc) + timedelta(seconds=3 * interval + 1)
+        assert housekeeping_jobs.stale_sensors(later)["raised"] == 1
+        assert housekeeping_jobs.stale_sensors(later)["raised"] == 0  # deduplicated
+        offline = get_db().alerts.find_one({"type": "sensor_offline"})
+    assert offline["severity"] == "medium" and offline["status"] == "active" and offline["sensor_id"] == "T-STALE"
+    assert client.post("/api/traffic/data", headers=admin_headers, json=body).status_code == 201
+    with app.app_context():
+        offline = alerts.get(get_db(), offline["_id"])
+    assert offline["status"] == "resolved" and offline["resolved_by"] == "system"
+
+
+def test_system_update_reports_alerts_and_jobs(app):
+    from src.events import broadcast
+
+    sent = []
+    original = broadcast.emit_system
+    broadcast.emit_system = sent.append
+    try:
+        with app.app_context():
+            housekeeping_jobs.system_update(datetime.now(timezone.utc))
+    finally:
+        broadcast.emit_system = original
+    stats = sent[0]
+    assert {"connected_clients", "readings_per_s", "alerts_active", "jobs", "server_time"} <= set(stats)
+    assert set(stats["alerts_active"]) == {"low", "medium", "high", "critical"}

@@ -1,7 +1,8 @@
 """Start CityPulse.
 
-    python run.py                   serve HTTP + Socket.IO on eventlet, and run the scheduler
+    python run.py                   serve HTTP + Socket.IO on eventlet, run the scheduler and task workers
     python run.py --scheduler-only  run only the scheduled jobs (emits through the Redis queue)
+    python run.py --worker          run only task workers (emits through the Redis queue)
 """
 import os
 import sys
@@ -23,6 +24,7 @@ import time  # noqa: E402
 from src import create_app  # noqa: E402
 from src.extensions import socketio  # noqa: E402
 from src.schedulers import start_scheduler, stop_scheduler  # noqa: E402
+from src.services.task_worker import start_pool  # noqa: E402
 
 
 def serve(app):
@@ -38,24 +40,31 @@ def serve(app):
     socketio.run(app, **options)
 
 
-def run_scheduler_only(app):
-    """Run the jobs without serving; events reach clients through the Redis message queue."""
+def run_headless(app, role):
+    """Run background work without serving; events reach clients through the Redis message queue."""
     if not app.config["REDIS_URL"]:
-        app.logger.warning("--scheduler-only without REDIS_URL: emitted events reach no client")
+        app.logger.warning("%s without REDIS_URL: emitted events reach no client", role)
+    if not app.config["MONGO_URI"]:
+        app.logger.warning("%s without MONGO_URI: the embedded engine lives in this process only, so it "
+                           "shares no data with the server", role)
     while True:
         time.sleep(3600)
 
 
 def main(argv):
-    """Build the app from APP_ENV, start background work, then serve (or just run jobs)."""
+    """Build the app from APP_ENV, start background work, then serve (or only work)."""
     app = create_app()
     # SIGTERM (docker stop) exits through atexit, which releases the scheduler lock at once.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if "--worker" in argv:
+        start_pool(app, size=max(1, app.config["TASK_WORKERS"]))
+        run_headless(app, "--worker")
     start_scheduler(app)
     atexit.register(stop_scheduler, app)
     if "--scheduler-only" in argv:
-        run_scheduler_only(app)
+        run_headless(app, "--scheduler-only")
     else:
+        start_pool(app)
         serve(app)
 
 

@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from src import db, redis_client, schedulers
 from src.events import seam
 from src.events.seam import make_client_manager
-from src.services import ingest, latest
+from src.services import ingest, latest, seed
 from src.config import Config, get_config
 from src.errors import ApiError, register_error_handlers
 from src.extensions import api, limiter, socketio
@@ -120,6 +120,8 @@ def bootstrap_data(app):
         db.ensure_schema(db.get_db(app), app.config["RAW_RETENTION_HOURS"])
         ensure_default_admin(app)
         ingest.warm(app)
+        if app.config["SEED_CITY"]:
+            seed.seed_city(app)
         state["done"] = True
     except PyMongoError as exc:
         log.error("database bootstrap failed (%s); requests get 503 until MongoDB is reachable",

@@ -88,7 +88,15 @@ class Config:
     ALERT_RETENTION_DAYS = _int("ALERT_RETENTION_DAYS", 90 if MONGO_URI else 7)
     ROLLUP_RETENTION_DAYS = _int("ROLLUP_RETENTION_DAYS", 400)
 
+    # Background tasks
+    TASK_WORKERS = _int("TASK_WORKERS", 2)  # in-process workers; 0 leaves tasks to `run.py --worker`
+    TASK_LEASE_S = _float("TASK_LEASE_S", 30)
+    TASK_POLL_S = _float("TASK_POLL_S", 1)
+    TASK_RETRY_BACKOFF_S = _float("TASK_RETRY_BACKOFF_S", 2)
+    TASK_MAX_ATTEMPTS = _int("TASK_MAX_ATTEMPTS", 3)
+
     # The simulated city
+    SEED_CITY = _bool("SEED_CITY", True)  # grids, emergency units and bins of the demo city on first start
     SIMULATION_ENABLED = _bool("SIMULATION_ENABLED", True)
     SIMULATION_SEED = _int("SIMULATION_SEED", 42)
     # SIMULATION_INTERVAL_S sets every module's interval; SIMULATION_INTERVAL_<MODULE>_S one module's.
@@ -148,6 +156,8 @@ class TestingConfig(Config):
     RATELIMIT_ENABLED = False  # rate-limit tests switch it back on
     SCHEDULER_ENABLED = False
     SIMULATION_ENABLED = False
+    TASK_WORKERS = 0  # tests run workers explicitly
+    SEED_CITY = False
     SOCKETIO_ASYNC_MODE = "threading"
     ADMIN_PASSWORD = DEFAULT_ADMIN_PASSWORD
     JWT_SECRET_KEY = "testing-secret-key-that-is-long-enough-for-hs256"

@@ -93,8 +93,10 @@ def make_client(uri, timeout_ms):
             connectTimeoutMS=timeout_ms, appname="citypulse",
         )
     import mongomock_ng
+    from mongomock_ng.gridfs import enable_gridfs_integration
 
     patch_embedded_engine()
+    enable_gridfs_integration()  # task exports are stored in GridFS on both engines
     return mongomock_ng.MongoClient(tz_aware=True)
 
 

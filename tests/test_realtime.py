@@ -8,7 +8,8 @@ from tests.socket_helpers import Api, RecordingClient
 def server():
     from tests.conftest import LiveServer
 
-    live = LiveServer({"SOCKET_EVENTS_PER_SECOND": "50", "SOCKET_EVENTS_BURST": "60", "ALERT_REPLAY_MAX": "50"})
+    live = LiveServer({"SOCKET_EVENTS_PER_SECOND": "50", "SOCKET_EVENTS_BURST": "60", "ALERT_REPLAY_MAX": "50",
+                       "RATELIMIT_ENABLED": "false"})
     yield live
     live.stop()
 
@@ -302,7 +303,7 @@ def test_replay_seam_is_exact_while_alerts_keep_arriving(request, live_server, w
     import requests
 
     env = {"REDIS_URL": request.getfixturevalue("redis_db")} if with_redis else {}
-    server = live_server(**env)
+    server = live_server(RATELIMIT_ENABLED="false", **env)
     admin = Api(server)
     clients = [RecordingClient(server.url, token=admin.token).connect() for _ in range(12)]
     marker = admin.environment("E-seam-marker", "ok")

@@ -45,3 +45,18 @@ def list_page(db, district=None, limit=50, offset=0, sort="grid_id"):
 
 def all_grids(db, limit=1000):
     return list(db.grids.find({}).sort("grid_id", 1).limit(limit))
+
+
+def count(db):
+    return db.grids.count_documents({})
+
+
+def insert_if_missing(db, doc):
+    """Register a grid unless one with its grid_id exists; True if this call inserted it."""
+    now = datetime.now(timezone.utc)
+    try:
+        result = db.grids.update_one({"grid_id": doc["grid_id"]},
+                                     {"$setOnInsert": dict(doc, created_at=now, updated_at=now)}, upsert=True)
+    except DuplicateKeyError:
+        return False  # another process inserted it between our match and our insert
+    return result.upserted_id is not None

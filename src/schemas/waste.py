@@ -2,8 +2,9 @@
 from marshmallow import Schema, fields, validate
 
 from src.models.bins import WASTE_TYPES
-from src.schemas.common import UTCDateTime
-from src.schemas.pagination import PageArgs, sort_validator
+from src.models.waste_collections import STATUSES
+from src.schemas.common import ObjectIdString, UTCDateTime
+from src.schemas.pagination import PageArgs, TimeRangeArgs, sort_validator
 from src.schemas.readings import DISTRICT, SENSOR_ID, GeoPoint, Measure
 
 
@@ -47,3 +48,102 @@ class LevelUpdateSchema(Schema):
     temperature_c = Measure(min=-60, max=200)
     battery_pct = Measure(min=0, max=100)
     timestamp = UTCDateTime()
+
+
+MAX_ROUTE_BINS = 1000
+
+
+def bin_ids_field():
+    return fields.List(fields.String(validate=SENSOR_ID), validate=validate.Length(min=1, max=MAX_ROUTE_BINS),
+                       metadata={"description": "bins to visit; default: the bins at or above fill_threshold"})
+
+
+def fill_threshold_field():
+    return Measure(load_default=80.0, min=0, max=100, metadata={"description": "% fill; default 80"})
+
+
+class WasteRouteRequestSchema(Schema):
+    """Which bins to route: those at or above fill_threshold, in a district or among bin_ids."""
+    district = fields.String(validate=DISTRICT)
+    fill_threshold = fill_threshold_field()
+    bin_ids = bin_ids_field()
+
+
+class WasteStopSchema(Schema):
+    bin_id = fields.String()
+    location = fields.Nested(GeoPoint, allow_none=True)
+    fill_level_pct = fields.Float()
+    district = fields.String(allow_none=True)
+    waste_type = fields.String(allow_none=True)
+
+
+class WasteDepotSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    location = fields.Nested(GeoPoint)
+
+
+class WasteRouteSchema(Schema):
+    depot = fields.Nested(WasteDepotSchema)
+    stops = fields.List(fields.Nested(WasteStopSchema), metadata={"description": "in visiting order"})
+    distance_km = fields.Float(metadata={"description": "depot -> stops -> depot, straight-line legs"})
+    nearest_neighbour_km = fields.Float(metadata={"description": "the same tour before 2-opt"})
+    improvement_pct = fields.Float()
+    bins_considered = fields.Integer(metadata={"description": "bins checked against the threshold"})
+    unlocated_bin_ids = fields.List(fields.String(), metadata={"description": "eligible bins with no location"})
+    fill_threshold = fields.Float()
+    district = fields.String(allow_none=True)
+
+
+class WasteCollectionCreateSchema(Schema):
+    district = fields.String(validate=DISTRICT)
+    scheduled_for = UTCDateTime(metadata={"description": "ISO 8601; now when absent"})
+    bin_ids = bin_ids_field()
+    fill_threshold = fill_threshold_field()
+
+
+class WasteCollectionRouteSchema(Schema):
+    stops = fields.List(fields.Nested(WasteStopSchema))
+    distance_km = fields.Float()
+    nearest_neighbour_km = fields.Float()
+    improvement_pct = fields.Float()
+
+
+class WasteCollectionSchema(Schema):
+    id = ObjectIdString(attribute="_id")
+    district = fields.String(allow_none=True)
+    scheduled_for = UTCDateTime()
+    bin_ids = fields.List(fields.String(), metadata={"description": "in route order"})
+    fill_threshold = fields.Float()
+    status = fields.String()
+    route = fields.Nested(WasteCollectionRouteSchema, allow_none=True)
+    created_by = fields.Raw(allow_none=True, metadata={"description": "{id, email, username} or \"system\""})
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+    started_at = UTCDateTime(allow_none=True)
+    completed_at = UTCDateTime(allow_none=True)
+    completed_by = fields.Raw(allow_none=True)
+    cancelled_at = UTCDateTime(allow_none=True)
+    bins_emptied = fields.Integer(allow_none=True)
+    note = fields.String(allow_none=True)
+    status_history = fields.List(fields.Dict())
+
+
+class WasteCollectionArgs(TimeRangeArgs):
+    """from/to filter on scheduled_for."""
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    district = fields.String(validate=DISTRICT)
+    sort = fields.String(load_default="-scheduled_for",
+                         validate=sort_validator(("scheduled_for", "created_at", "status")))
+
+
+class WasteCollectionPageSchema(Schema):
+    items = fields.List(fields.Nested(WasteCollectionSchema))
+    total = fields.Integer()
+    limit = fields.Integer()
+    offset = fields.Integer()
+
+
+class WasteCollectionStatusSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    note = fields.String(validate=validate.Length(max=1000))

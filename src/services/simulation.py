@@ -231,9 +231,13 @@ def tick_waste(now):
 
 
 def _collect(district):
+    from src.errors import ApiError
     from src.services import waste
 
-    collection = waste.create_collection({"district": district, "fill_threshold": 50.0}, user=None)
+    try:
+        collection = waste.create_collection({"district": district, "fill_threshold": 50.0}, user=None)
+    except ApiError:  # no bin in the district is above the threshold any more
+        return []
     waste.complete_collection(str(collection["_id"]), user=None, source=SOURCE)
     return collection.get("bin_ids", [])
 

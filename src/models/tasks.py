@@ -1,0 +1,142 @@
+"""The `tasks` collection: a durable priority queue with leases.
+
+A worker claims the best queued task (highest priority, then oldest) with one atomic
+find_one_and_update, which sets a lease. While it works it renews the lease; if it dies, the
+lease expires and `requeue_expired` puts the task back. MongoDB is the source of truth.
+"""
+from datetime import datetime, timedelta, timezone
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ReturnDocument
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+FINAL = ("completed", "failed", "cancelled")
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def oid(task_id):
+    try:
+        return ObjectId(task_id)
+    except (InvalidId, TypeError):
+        return None
+
+
+def insert(db, task_type, data, priority, owner_id, max_attempts, now=None):
+    now = now or _now()
+    doc = {"task_type": task_type, "data": data, "priority": priority, "owner_id": str(owner_id),
+           "status": "queued", "progress": 0, "attempts": 0, "max_attempts": max_attempts,
+           "created_at": now, "updated_at": now, "run_after": now, "cancel_requested": False}
+    doc["_id"] = db.tasks.insert_one(doc).inserted_id
+    return doc
+
+
+def claim(db, worker_id, lease_s, now=None):
+    """Atomically take the best runnable queued task, or None."""
+    now = now or _now()
+    return db.tasks.find_one_and_update(
+        {"status": "queued", "run_after": {"$lte": now}},
+        {"$set": {"status": "running", "worker_id": worker_id, "lease_expires_at": now + timedelta(seconds=lease_s),
+                  "started_at": now, "updated_at": now, "message": None},
+         "$inc": {"attempts": 1}},
+        sort=[("priority", -1), ("created_at", 1), ("_id", 1)],
+        return_document=ReturnDocument.AFTER)
+
+
+def renew_lease(db, task_id, worker_id, lease_s, progress=None, message=None, now=None):
+    """Extend our lease (and record progress); returns the task, or None if we lost it."""
+    now = now or _now()
+    changes = {"lease_expires_at": now + timedelta(seconds=lease_s), "updated_at": now}
+    if progress is not None:
+        changes["progress"] = progress
+    if message is not None:
+        changes["message"] = message
+    return db.tasks.find_one_and_update({"_id": task_id, "status": "running", "worker_id": worker_id},
+                                        {"$set": changes}, return_document=ReturnDocument.AFTER)
+
+
+def finish(db, task_id, worker_id, status, result=None, error=None, now=None):
+    """Move our running task to a final state; None if it is no longer ours."""
+    now = now or _now()
+    changes = {"status": status, "finished_at": now, "updated_at": now, "lease_expires_at": None}
+    if status == "completed":
+        changes.update(progress=100, result=result)
+    if error is not None:
+        changes["error"] = error
+    return db.tasks.find_one_and_update({"_id": task_id, "status": "running", "worker_id": worker_id},
+                                        {"$set": changes}, return_document=ReturnDocument.AFTER)
+
+
+def retry_later(db, task_id, worker_id, error, delay_s, now=None):
+    """Put our failed task back in the queue after `delay_s`."""
+    now = now or _now()
+    return db.tasks.find_one_and_update(
+        {"_id": task_id, "status": "running", "worker_id": worker_id},
+        {"$set": {"status": "queued", "run_after": now + timedelta(seconds=delay_s), "updated_at": now,
+                  "last_error": error, "worker_id": None, "lease_expires_at": None}},
+        return_document=ReturnDocument.AFTER)
+
+
+def requeue_expired(db, now=None, limit=100):
+    """Return tasks whose worker stopped renewing its lease to the queue (or fail them if out of tries)."""
+    now = now or _now()
+    changed = []
+    for _ in range(limit):
+        task = db.tasks.find_one_and_update(
+            {"status": "running", "lease_expires_at": {"$lt": now}},
+            {"$set": {"status": "queued", "run_after": min(now, _now()), "updated_at": now, "worker_id": None,
+                      "lease_expires_at": None, "last_error": "worker lost (lease expired)"}},
+            return_document=ReturnDocument.AFTER)
+        if task is None:
+            break
+        if task["attempts"] >= task["max_attempts"]:
+            task = db.tasks.find_one_and_update(
+                {"_id": task["_id"], "status": "queued"},
+                {"$set": {"status": "failed", "finished_at": now, "error": "worker lost (lease expired) "
+                          "and no attempts left"}}, return_document=ReturnDocument.AFTER) or task
+        changed.append(task)
+    return changed
+
+
+def cancel(db, task_id, now=None):
+    """Cancel a queued task at once, or ask a running one to stop; returns (task, how) or (None, None)."""
+    now = now or _now()
+    task = db.tasks.find_one_and_update(
+        {"_id": task_id, "status": "queued"},
+        {"$set": {"status": "cancelled", "finished_at": now, "updated_at": now}},
+        return_document=ReturnDocument.AFTER)
+    if task:
+        return task, "cancelled"
+    task = db.tasks.find_one_and_update(
+        {"_id": task_id, "status": "running"}, {"$set": {"cancel_requested": True, "updated_at": now}},
+        return_document=ReturnDocument.AFTER)
+    return (task, "cancel_requested") if task else (None, None)
+
+
+def get(db, task_id):
+    key = oid(task_id) if not isinstance(task_id, ObjectId) else task_id
+    return db.tasks.find_one({"_id": key}) if key else None
+
+
+def list_page(db, owner_id=None, status=None, task_type=None, limit=50, offset=0, sort="-created_at"):
+    query = {}
+    if owner_id:
+        query["owner_id"] = owner_id
+    if status:
+        query["status"] = status
+    if task_type:
+        query["task_type"] = task_type
+    field = sort.lstrip("-+")
+    direction = -1 if sort.startswith("-") else 1
+    items = list(db.tasks.find(query, {"result": 0}).sort([(field, direction), ("_id", direction)])
+                 .skip(offset).limit(limit))
+    return {"items": items, "total": db.tasks.count_documents(query)}
+
+
+def next_run_after(db):
+    """When the earliest queued task becomes runnable (for workers deciding how long to sleep)."""
+    doc = db.tasks.find_one({"status": "queued"}, {"run_after": 1}, sort=[("run_after", 1)])
+    return doc["run_after"] if doc else None

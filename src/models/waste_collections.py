@@ -1,0 +1,65 @@
+"""The `waste_collections` collection: scheduled bin collections and their planned routes."""
+from datetime import datetime, timezone
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ReturnDocument
+
+STATUSES = ("scheduled", "in_progress", "completed", "cancelled")
+# completed and cancelled are final: a collection that happened (or never will) is history.
+TRANSITIONS = {
+    "scheduled": ("in_progress", "completed", "cancelled"),
+    "in_progress": ("completed", "cancelled"),
+    "completed": (),
+    "cancelled": (),
+}
+
+
+def oid(collection_id):
+    try:
+        return ObjectId(collection_id)
+    except (InvalidId, TypeError):
+        return None
+
+
+def create(db, doc):
+    now = datetime.now(timezone.utc)
+    doc = dict(doc, created_at=now, updated_at=now)
+    doc.setdefault("status", "scheduled")
+    db.waste_collections.insert_one(doc)
+    return doc
+
+
+def get(db, collection_id):
+    key = oid(collection_id)
+    return db.waste_collections.find_one({"_id": key}) if key else None
+
+
+def transition(db, collection_id, from_status, to_status, changes=None):
+    """Move a collection from `from_status` to `to_status` atomically; None if it was no longer in `from_status`."""
+    now = datetime.now(timezone.utc)
+    update = dict(changes or {}, status=to_status, updated_at=now)
+    return db.waste_collections.find_one_and_update(
+        {"_id": oid(collection_id), "status": from_status},
+        {"$set": update, "$push": {"status_history": {"from": from_status, "to": to_status, "at": now}}},
+        return_document=ReturnDocument.AFTER)
+
+
+def list_page(db, status=None, district=None, start=None, end=None, limit=50, offset=0, sort="-scheduled_for"):
+    """A page of collections filtered by status, district and scheduled_for in [start, end): {items, total}."""
+    query = {}
+    if status:
+        query["status"] = status
+    if district:
+        query["district"] = district
+    if start or end:
+        query["scheduled_for"] = {}
+        if start:
+            query["scheduled_for"]["$gte"] = start
+        if end:
+            query["scheduled_for"]["$lt"] = end
+    field = sort.lstrip("-+")
+    direction = -1 if sort.startswith("-") else 1
+    items = list(db.waste_collections.find(query).sort([(field, direction), ("_id", direction)])
+                 .skip(offset).limit(limit))
+    return {"items": items, "total": db.waste_collections.count_documents(query)}

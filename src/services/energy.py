@@ -1,0 +1,208 @@
+"""Energy grids: registry, consumption from rollups, renewable share and load balancing."""
+from datetime import timedelta
+
+from flask import current_app
+from marshmallow import ValidationError
+from pymongo.errors import DuplicateKeyError
+
+from src.db import get_db
+from src.errors import ApiError
+from src.models import grids, rollups
+from src.schemas.common import now_utc
+from src.services import city
+from src.services.history import REQUEST_ROLLUP_BUDGET
+from src.services.latest import get_cache
+
+DEFAULT_RANGE = timedelta(hours=24)
+TARGET_PCT = 85.0
+# Below this a remaining excess or headroom is float noise, not megawatts.
+EPSILON_MW = 1e-9
+CONSUMPTION_METHOD = (
+    "energy_mwh = sum over hour buckets of the bucket's average load_mw x 1 h. An hour with readings counts as "
+    "a full hour even if its readings span part of it; hours without readings count as zero. avg_load_mw is "
+    "the mean of the hourly averages, so energy_mwh = avg_load_mw x hours_covered. Buckets are whole hours: "
+    "`from` is rounded down to the hour and a bucket starting before `to` is included whole."
+)
+
+
+# Grids
+
+def seed_grids(db):
+    """Register the city's grids (city.grids()) when the grids collection is empty; returns how many."""
+    if grids.count(db):
+        return 0
+    inserted = 0
+    for grid in city.grids():
+        inserted += grids.insert_if_missing(db, dict(grid, location=city.geo_point(grid["location"])))
+    return inserted
+
+
+def list_grids(limit=50, offset=0, sort="grid_id", district=None):
+    page = grids.list_page(get_db(), district=district, limit=limit, offset=offset, sort=sort)
+    return dict(page, limit=limit, offset=offset)
+
+
+def get_grid(grid_id):
+    found = grids.get(get_db(), grid_id)
+    if found is None:
+        raise ApiError(f"Grid {grid_id} not found", status=404)
+    return found
+
+
+def create_grid(data):
+    """Register a grid; a duplicate grid_id is a 409."""
+    conflict = ApiError(f"Grid {data['grid_id']} already exists", status=409, error="conflict",
+                        errors={"grid_id": ["already exists"]})
+    db = get_db()
+    if grids.get(db, data["grid_id"]):
+        raise conflict
+    try:
+        return grids.create(db, data)
+    except DuplicateKeyError:
+        raise conflict from None
+
+
+# Consumption
+
+def _r(value, digits=3):
+    return None if value is None else round(value, digits)
+
+
+def consumption(start=None, end=None, grid_id=None, district=None, resolution="hour", limit=1000, offset=0,
+                sort="period_start"):
+    """Energy per grid per hour or day over [start, end) (default: the last 24 h), from the hourly rollups."""
+    end = end or now_utc()
+    start = start or end - DEFAULT_RANGE
+    if start >= end:
+        raise ValidationError("`from` must be before `to`.", "from")
+    db = get_db()
+    rollups.refresh(db, max_readings=REQUEST_ROLLUP_BUDGET)
+    hours = rollups.series(db, "energy", "hour", sensor_id=grid_id, district=district, start=start, end=end)
+
+    periods = {}
+    for bucket in hours:
+        load = bucket["metrics"].get("load_mw")
+        if not load:
+            continue
+        key = (rollups.period_start(bucket["period_start"], resolution), bucket["sensor_id"])
+        period = periods.setdefault(key, {"grid_id": bucket["sensor_id"], "district": bucket.get("district"),
+                                          "period_start": key[0], "resolution": resolution, "hours_covered": 0,
+                                          "readings": 0, "energy_mwh": 0.0, "peak_load_mw": load["max"],
+                                          "consumption_kwh": None})
+        period["hours_covered"] += 1
+        period["readings"] += load["count"]
+        period["energy_mwh"] += load["avg"] * 1.0  # one hour bucket covers one hour
+        period["peak_load_mw"] = max(period["peak_load_mw"], load["max"])
+        period["district"] = period["district"] or bucket.get("district")
+        kwh = bucket["metrics"].get("consumption_kwh")
+        if kwh:
+            period["consumption_kwh"] = (period["consumption_kwh"] or 0.0) + kwh["sum"]
+
+    items = sorted(periods.values(), key=lambda p: (p["period_start"], p["grid_id"]), reverse=sort.startswith("-"))
+    per_grid = {}
+    for period in items:
+        total = per_grid.setdefault(period["grid_id"], {"grid_id": period["grid_id"], "district": period["district"],
+                                                        "hours_covered": 0, "readings": 0, "energy_mwh": 0.0,
+                                                        "peak_load_mw": period["peak_load_mw"],
+                                                        "consumption_kwh": None})
+        total["hours_covered"] += period["hours_covered"]
+        total["readings"] += period["readings"]
+        total["energy_mwh"] += period["energy_mwh"]
+        total["peak_load_mw"] = max(total["peak_load_mw"], period["peak_load_mw"])
+        if period["consumption_kwh"] is not None:
+            total["consumption_kwh"] = (total["consumption_kwh"] or 0.0) + period["consumption_kwh"]
+    for row in items + list(per_grid.values()):
+        row["avg_load_mw"] = _r(row["energy_mwh"] / row["hours_covered"])
+        row["energy_mwh"] = _r(row["energy_mwh"])
+        row["peak_load_mw"] = _r(row["peak_load_mw"])
+        row["consumption_kwh"] = _r(row["consumption_kwh"])
+
+    grid_totals = sorted(per_grid.values(), key=lambda g: g["grid_id"])
+    reported_kwh = [g["consumption_kwh"] for g in grid_totals if g["consumption_kwh"] is not None]
+    return {"items": items[offset:offset + limit], "total": len(items), "limit": limit, "offset": offset,
+            "start": start, "end": end, "resolution": resolution, "grids": grid_totals,
+            "energy_mwh": _r(sum(g["energy_mwh"] for g in grid_totals)),
+            "consumption_kwh": _r(sum(reported_kwh)) if reported_kwh else None,
+            "method": CONSUMPTION_METHOD}
+
+
+# Current state
+
+def _latest_states():
+    return get_cache(current_app).snapshot("energy")
+
+
+def renewable():
+    """Renewable share now: totals and per-grid breakdown from each grid's latest reading."""
+    rows = []
+    for reading in _latest_states():
+        row = {"grid_id": reading["sensor_id"], "district": reading.get("district"),
+               "load_mw": reading.get("load_mw") or 0.0, "capacity_mw": reading.get("capacity_mw"),
+               "timestamp": reading["timestamp"]}
+        for source in ("solar_mw", "wind_mw", "hydro_mw"):
+            row[source] = reading.get(source) or 0.0
+        row["renewable_mw"] = _r(row["solar_mw"] + row["wind_mw"] + row["hydro_mw"])
+        row["renewable_pct"] = _share(row["renewable_mw"], row["load_mw"])
+        rows.append(row)
+    totals = {key: _r(sum(row[key] for row in rows)) for key in ("load_mw", "solar_mw", "wind_mw", "hydro_mw")}
+    totals["renewable_mw"] = _r(totals["solar_mw"] + totals["wind_mw"] + totals["hydro_mw"])
+    totals["renewable_pct"] = _share(totals["renewable_mw"], totals["load_mw"])
+    renewable_mw = totals["renewable_mw"]
+    mix = {f"{source}_pct": round(totals[f"{source}_mw"] / renewable_mw * 100, 2) if renewable_mw > 0 else 0.0
+           for source in ("solar", "wind", "hydro")}
+    return {"as_of": max((row["timestamp"] for row in rows), default=None), "grids_reporting": len(rows),
+            "totals": totals, "mix": mix, "grids": rows}
+
+
+def _share(part, whole):
+    # Renewables beyond the local load are exported, so the share of load served caps at 100 %.
+    return round(min(100.0, part / whole * 100), 2) if whole > 0 else 0.0
+
+
+def load_balancing(target_pct=TARGET_PCT):
+    """Transfers that bring overloaded grids down to `target_pct`, from each grid's latest reading."""
+    states = [{"grid_id": r["sensor_id"], "load_mw": r.get("load_mw"), "capacity_mw": r.get("capacity_mw")}
+              for r in _latest_states()]
+    return plan_load_balancing(states, target_pct=target_pct)
+
+
+def plan_load_balancing(grid_states, target_pct=TARGET_PCT):
+    """Greedy transfer plan: the largest remaining excess goes to the largest remaining headroom.
+
+    Donors are grids above `target_pct` utilisation (excess = load - target share of capacity); receivers are
+    grids below it (headroom = target share of capacity - load), so no receiver is pushed above the target.
+    Each step moves min(excess, headroom), which exhausts one side, so a pair never repeats. Grids without a
+    positive capacity are ignored. Pure: `grid_states` are dicts with grid_id (or sensor_id), load_mw,
+    capacity_mw.
+    """
+    load, capacity = {}, {}
+    for state in grid_states:
+        grid_id = state.get("grid_id") or state.get("sensor_id")
+        if grid_id is None or not state.get("capacity_mw") or state["capacity_mw"] <= 0:
+            continue
+        load[grid_id] = float(state.get("load_mw") or 0.0)
+        capacity[grid_id] = float(state["capacity_mw"])
+    target = {g: capacity[g] * target_pct / 100 for g in capacity}
+    excess = {g: load[g] - target[g] for g in load if load[g] - target[g] > EPSILON_MW}
+    headroom = {g: target[g] - load[g] for g in load if target[g] - load[g] > EPSILON_MW}
+    before = {g: round(load[g] / capacity[g] * 100, 2) for g in sorted(load)}
+
+    transfers = []
+    while excess and headroom:
+        donor = min(excess, key=lambda g: (-excess[g], g))
+        receiver = min(headroom, key=lambda g: (-headroom[g], g))
+        amount = min(excess[donor], headroom[receiver])
+        transfers.append({"from": donor, "to": receiver, "mw": round(amount, 3)})
+        load[donor] -= amount
+        load[receiver] += amount
+        excess[donor] -= amount
+        headroom[receiver] -= amount
+        if excess[donor] <= EPSILON_MW:
+            del excess[donor]
+        if headroom[receiver] <= EPSILON_MW:
+            del headroom[receiver]
+
+    return {"target_pct": target_pct, "transfers": transfers, "before": before,
+            "after": {g: round(load[g] / capacity[g] * 100, 2) for g in sorted(load)},
+            "transferred_mw": round(sum(t["mw"] for t in transfers), 3),
+            "unresolved_mw": round(sum(excess.values()), 3), "grids_considered": len(load)}

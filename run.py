@@ -12,7 +12,7 @@ import warnings
 # one setting read outside src/config.py, because config can't be imported before the patch.
 if os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet") == "eventlet":
     # The user chose eventlet (measured fastest here for fan-out); its deprecation banner is noise.
-    warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     import eventlet
 
     eventlet.monkey_patch()

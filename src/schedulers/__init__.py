@@ -8,7 +8,7 @@ and counted, then runs again at its next time.
 """
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from src.db import get_db
 from src.extensions import scheduler
@@ -91,10 +91,13 @@ def init_scheduler(app):
     leader = LeaderLock.for_app(app)
     runner = JobRunner(app, leader)
     app.extensions["job_runner"] = runner
+    # The first runs start within seconds (after the leader heartbeat), not one interval later,
+    # so a fresh server shows a living city at once.
+    first_run = datetime.now(timezone.utc) + timedelta(seconds=1)
     for spec in job_specs(app):
         runner.specs[spec.job_id] = spec
         scheduler.add_job(runner.run, "interval", seconds=spec.interval_s, id=spec.job_id, args=[spec.job_id],
-                          max_instances=1, coalesce=True, replace_existing=True,
+                          max_instances=1, coalesce=True, replace_existing=True, next_run_time=first_run,
                           misfire_grace_time=max(1, int(spec.interval_s)))
     # Leadership is renewed on its own timer, independent of how long jobs take.
     scheduler.add_job(leader.heartbeat, "interval", seconds=max(1.0, leader.ttl_s / 3), id="leader_heartbeat",

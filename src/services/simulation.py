@@ -265,6 +265,7 @@ def ensure_registered(app):
 
 def tick_emergency(now):
     """Occasional incidents, dispatched to the nearest unit; units travel, work and return."""
+    from src.errors import ApiError
     from src.services import emergency
 
     simulator = get_simulator()
@@ -277,5 +278,8 @@ def tick_emergency(now):
             {"type": kind, "severity": simulator.rng.choice(("medium", "high", "high", "critical")),
              "location": city.geo_point(location), "district": district,
              "description": f"Simulated {kind} in {district}"}, source=SOURCE)
-        emergency.dispatch_nearest(str(incident["_id"]), user=None)
+        try:
+            emergency.dispatch_nearest(str(incident["_id"]), user=None)
+        except ApiError:  # every suitable unit is busy; the incident waits, as it would in the city
+            pass
     return emergency.advance_units(now, rng=simulator.rng)

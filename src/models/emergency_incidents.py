@@ -1,0 +1,126 @@
+"""The `emergency_incidents` collection, and the `public_alerts` broadcasts issued alongside it."""
+from datetime import datetime, timezone
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ReturnDocument
+
+TYPES = ("medical", "fire", "crime", "accident", "hazard", "other")
+STATUSES = ("reported", "dispatched", "on_scene", "resolved", "cancelled")
+ACTIVE_STATUSES = ("reported", "dispatched", "on_scene")
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def oid(incident_id):
+    try:
+        return ObjectId(incident_id)
+    except (InvalidId, TypeError):
+        return None
+
+
+def create(db, doc):
+    now = _now()
+    doc = dict(doc, updated_at=now)
+    doc.setdefault("reported_at", now)
+    doc.setdefault("status", "reported")
+    doc.setdefault("assigned_units", [])
+    doc.setdefault("alert_ids", [])
+    db.emergency_incidents.insert_one(doc)
+    return doc
+
+
+def get(db, incident_id):
+    key = oid(incident_id)
+    return db.emergency_incidents.find_one({"_id": key}) if key else None
+
+
+def _filter(status=None, incident_type=None, severity=None, district=None, start=None, end=None):
+    query = {}
+    for field, value in (("status", status), ("type", incident_type), ("severity", severity),
+                         ("district", district)):
+        if value:
+            query[field] = value
+    if start or end:
+        query["reported_at"] = {}
+        if start:
+            query["reported_at"]["$gte"] = start
+        if end:
+            query["reported_at"]["$lt"] = end
+    return query
+
+
+def list_page(db, limit=50, offset=0, sort="-reported_at", **filters):
+    query = _filter(**filters)
+    field = sort.lstrip("-+")
+    direction = -1 if sort.startswith("-") else 1
+    items = list(db.emergency_incidents.find(query).sort([(field, direction), ("_id", direction)])
+                 .skip(offset).limit(limit))
+    return {"items": items, "total": db.emergency_incidents.count_documents(query)}
+
+
+def update_if_status(db, incident_id, from_statuses, changes, push=None):
+    """Apply `changes` only while the incident is in one of `from_statuses`; the updated doc, or None.
+
+    The status condition is what makes a transition atomic across processes.
+    """
+    key = oid(incident_id)
+    if key is None:
+        return None
+    update = {"$set": dict(changes, updated_at=_now())}
+    if push:
+        update["$push"] = push
+    return db.emergency_incidents.find_one_and_update(
+        {"_id": key, "status": {"$in": list(from_statuses)}}, update, return_document=ReturnDocument.AFTER)
+
+
+def add_alert(db, incident_id, alert_id):
+    db.emergency_incidents.update_one({"_id": oid(incident_id)}, {"$push": {"alert_ids": alert_id}})
+
+
+def set_if_missing(db, incident_id, field, value):
+    """Set `field` unless it already has a value (e.g. the first dispatch or arrival time)."""
+    db.emergency_incidents.update_one({"_id": oid(incident_id), field: None}, {"$set": {field: value}})
+
+
+def count_by_status(db, start=None, end=None):
+    base = _filter(start=start, end=end)
+    return {status: db.emergency_incidents.count_documents(dict(base, status=status)) for status in STATUSES}
+
+
+def response_time_summary(db, start=None, end=None):
+    """{count, avg_s, min_s, max_s} of response times of resolved incidents reported in the range."""
+    match = dict(_filter(status="resolved", start=start, end=end), response_time_s={"$ne": None})
+    rows = list(db.emergency_incidents.aggregate([
+        {"$match": match},
+        {"$group": {"_id": None, "count": {"$sum": 1}, "avg_s": {"$avg": "$response_time_s"},
+                    "min_s": {"$min": "$response_time_s"}, "max_s": {"$max": "$response_time_s"}}},
+    ]))
+    if not rows:
+        return {"count": 0, "avg_s": None, "min_s": None, "max_s": None}
+    row = rows[0]
+    return {"count": row["count"], "avg_s": row["avg_s"], "min_s": row["min_s"], "max_s": row["max_s"]}
+
+
+# Public broadcasts live here because they are issued by the same emergency operators.
+
+def insert_public_alert(db, doc):
+    doc = dict(doc)
+    doc.setdefault("created_at", _now())
+    db.public_alerts.insert_one(doc)
+    return doc
+
+
+def public_alerts_page(db, limit=50, offset=0, sort="-created_at", district=None, severity=None):
+    query = {}
+    if district:
+        query["district"] = district
+    if severity:
+        query["severity"] = severity
+    field = sort.lstrip("-+")
+    direction = -1 if sort.startswith("-") else 1
+    items = list(db.public_alerts.find(query).sort([(field, direction), ("_id", direction)])
+                 .skip(offset).limit(limit))
+    return {"items": items, "total": db.public_alerts.count_documents(query)}

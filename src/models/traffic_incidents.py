@@ -1,0 +1,72 @@
+"""The `traffic_incidents` collection: accidents, roadworks and other events on the roads."""
+from datetime import datetime, timezone
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ReturnDocument
+
+TYPES = ("accident", "roadwork", "breakdown", "congestion", "event", "hazard", "other")
+STATUSES = ("reported", "responding", "cleared")
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def oid(incident_id):
+    try:
+        return ObjectId(incident_id)
+    except (InvalidId, TypeError):
+        return None
+
+
+def create(db, doc):
+    now = _now()
+    doc = dict(doc, updated_at=now)
+    doc.setdefault("reported_at", now)
+    doc.setdefault("status", "reported")
+    db.traffic_incidents.insert_one(doc)
+    return doc
+
+
+def get(db, incident_id):
+    key = oid(incident_id)
+    return db.traffic_incidents.find_one({"_id": key}) if key else None
+
+
+def _filter(status=None, district=None, severity=None, incident_type=None, start=None, end=None):
+    query = {}
+    for field, value in (("status", status), ("district", district), ("severity", severity),
+                         ("type", incident_type)):
+        if value:
+            query[field] = value
+    if start or end:
+        query["reported_at"] = {}
+        if start:
+            query["reported_at"]["$gte"] = start
+        if end:
+            query["reported_at"]["$lt"] = end
+    return query
+
+
+def list_page(db, limit=50, offset=0, sort="-reported_at", **filters):
+    query = _filter(**filters)
+    field = sort.lstrip("-+")
+    direction = -1 if sort.startswith("-") else 1
+    items = list(db.traffic_incidents.find(query).sort([(field, direction), ("_id", direction)])
+                 .skip(offset).limit(limit))
+    return {"items": items, "total": db.traffic_incidents.count_documents(query)}
+
+
+def update_if_status(db, incident_id, from_status, changes):
+    """Apply `changes` only while the incident is `from_status`; the updated doc, or None."""
+    key = oid(incident_id)
+    if key is None:
+        return None
+    return db.traffic_incidents.find_one_and_update(
+        {"_id": key, "status": from_status}, {"$set": dict(changes, updated_at=_now())},
+        return_document=ReturnDocument.AFTER)
+
+
+def set_fields(db, incident_id, changes):
+    db.traffic_incidents.update_one({"_id": oid(incident_id)}, {"$set": changes})

@@ -1,0 +1,239 @@
+"""Traffic operations: incidents, signal plans from live flows, congestion-aware routes.
+
+Live traffic state always comes from the latest-reading cache (one reading per sensor), never
+from reading history.
+
+- Flow: a reading's `vehicle_count` is the count over the last minute, so its hourly flow is
+  vehicle_count * 60 veh/h.
+- Placement: a sensor of the seeded city (`city.traffic_sensors()`) sits at its registered
+  intersection and watches its registered phase. Any other sensor that reports a location is
+  attached to the nearest intersection of the road graph; at each intersection such sensors
+  take phases alternately in sensor-id order, starting with a phase no registered sensor there
+  watches (ns when none or both are watched). Sensors with neither are ignored.
+  The seeded sensors sit at distinct intersections, one phase each, so a junction gets both
+  phases measured only with the help of such extra sensors.
+- Congestion: a sensor's congestion_level applies to every road touching its intersection;
+  a road touched by several sensors takes the highest level.
+"""
+from flask import current_app
+from marshmallow import ValidationError
+
+from src.db import get_db
+from src.errors import ApiError
+from src.events import broadcast
+from src.models import alerts, traffic_incidents
+from src.models.alerts import SEVERITY_RANK
+from src.schemas.common import now_utc
+from src.schemas.traffic import TrafficIncidentCreateSchema
+from src.services import city, routing, signals
+from src.services.latest import get_cache
+
+COUNT_INTERVAL_S = 60
+PHASES = ("ns", "ew")
+ALERT_SEVERITIES = ("high", "critical")
+# The status an incident must be in to move to the key status.
+PREVIOUS_STATUS = {"responding": "reported", "cleared": "responding"}
+
+
+def _actor(user):
+    if user is None:
+        return None
+    return {"id": str(user["_id"]), "email": user.get("email"), "username": user.get("username")}
+
+
+def _latest_traffic():
+    return get_cache(current_app).snapshot("traffic")
+
+
+# Incidents
+
+def _sensor_location(sensor_id):
+    """A GeoJSON point for a known sensor: the city's registry first, then its latest reading."""
+    for sensor in city.traffic_sensors():
+        if sensor["sensor_id"] == sensor_id:
+            return city.geo_point(sensor["location"])
+    for reading in _latest_traffic():
+        if reading["sensor_id"] == sensor_id and reading.get("location"):
+            return reading["location"]
+    return None
+
+
+def create_incident(data, user=None, source="api"):
+    """Record a traffic incident; high/critical ones also raise and emit a traffic alert.
+
+    `data` is validated with TrafficIncidentCreateSchema here too, so simulators may pass raw dicts.
+    """
+    data = TrafficIncidentCreateSchema().load(data)
+    location = data.get("location")
+    if location is None:
+        location = _sensor_location(data["sensor_id"])
+        if location is None:
+            raise ValidationError({"location": [f"Sensor {data['sensor_id']!r} has no known location; give one."]})
+    point = tuple(location["coordinates"][:2])
+    db = get_db()
+    incident = traffic_incidents.create(db, {
+        "type": data["type"], "severity": data["severity"], "severity_rank": SEVERITY_RANK[data["severity"]],
+        "description": data.get("description", ""), "location": location,
+        "district": data.get("district") or city.nearest_district(point),
+        "sensor_id": data.get("sensor_id"), "road_id": data.get("road_id"), "source": source,
+        "reported_at": data.get("reported_at") or now_utc(), "reported_by": _actor(user), "status": "reported",
+    })
+    if incident["severity"] in ALERT_SEVERITIES:
+        alert = alerts.insert_event_alert(db, {
+            "module": "traffic", "type": "incident", "severity": incident["severity"],
+            "sensor_id": incident["sensor_id"] or f"incident:{incident['_id']}",
+            "message": _alert_message(incident), "district": incident["district"], "location": location,
+            "incident_id": str(incident["_id"]), "value": None, "threshold": None,
+        })
+        traffic_incidents.set_fields(db, incident["_id"], {"alert_id": alert["_id"]})
+        incident["alert_id"] = alert["_id"]
+        broadcast.emit_alert(alert)
+    return incident
+
+
+def _alert_message(incident):
+    where = incident.get("road_id") or incident["district"]
+    text = f"{incident['severity'].capitalize()} traffic {incident['type']} reported at {where}"
+    return f"{text}: {incident['description']}" if incident.get("description") else text
+
+
+def list_incidents(limit=50, offset=0, sort="-reported_at", start=None, end=None, status=None, district=None,
+                   severity=None, type=None):
+    page = traffic_incidents.list_page(get_db(), limit=limit, offset=offset, sort=sort, start=start, end=end,
+                                       status=status, district=district, severity=severity, incident_type=type)
+    return dict(page, limit=limit, offset=offset)
+
+
+def get_incident(incident_id):
+    incident = traffic_incidents.get(get_db(), incident_id)
+    if incident is None:
+        raise ApiError("Traffic incident not found", status=404)
+    return incident
+
+
+def update_incident(incident_id, data, user=None):
+    """Move an incident along reported -> responding -> cleared; 404 if missing, 409 for any other move.
+
+    Clearing an incident resolves the alert it raised.
+    """
+    db = get_db()
+    current = get_incident(incident_id)
+    target = data["status"]
+    previous = PREVIOUS_STATUS.get(target)
+    if previous is None or current["status"] != previous:
+        _refuse(current["status"], target)
+    now = now_utc()
+    changes = {"status": target, f"{target}_at": now, f"{target}_by": _actor(user)}
+    if data.get("note") is not None:
+        changes["note"] = data["note"]
+    updated = traffic_incidents.update_if_status(db, incident_id, previous, changes)
+    if updated is None:  # someone else moved it between our read and write
+        _refuse(get_incident(incident_id)["status"], target)
+    if target == "cleared" and updated.get("alert_id"):
+        resolved = alerts.resolve(db, updated["alert_id"], _actor(user) or "system")
+        if resolved:
+            broadcast.emit_alert_updated(resolved, "resolved")
+    return updated
+
+
+def _refuse(current, target):
+    raise ApiError(f"A {current} incident cannot become {target} (reported -> responding -> cleared)",
+                   status=409, error="invalid_transition")
+
+
+# Where live readings sit on the road graph
+
+def _sensor_nodes(readings):
+    """[(node, phase, registered, reading)] for every reading that can be placed at an intersection."""
+    registry = {sensor["sensor_id"]: sensor for sensor in city.traffic_sensors()}
+    graph = city.road_graph()
+    placed, strays = [], {}
+    for reading in readings:
+        sensor = registry.get(reading["sensor_id"])
+        if sensor is not None:
+            placed.append((sensor["node"], sensor["phase"], True, reading))
+        elif reading.get("location"):
+            lng, lat = reading["location"]["coordinates"][:2]
+            strays.setdefault(graph.nearest_node(lng, lat), []).append(reading)
+    for node, group in strays.items():
+        watched = {phase for at, phase, _, _ in placed if at == node}
+        first = next((i for i, phase in enumerate(PHASES) if phase not in watched), 0)
+        for index, reading in enumerate(sorted(group, key=lambda r: r["sensor_id"])):
+            placed.append((node, PHASES[(first + index) % 2], False, reading))
+    return placed
+
+
+def flow_veh_h(reading):
+    return signals.flows_from_counts(reading.get("vehicle_count") or 0, COUNT_INTERVAL_S)
+
+
+def signal_timings(district=None, yield_fn=None):
+    """Webster plans for every intersection with live readings (optionally in one district)."""
+    graph = city.road_graph()
+    by_node = {}
+    for node, phase, registered, reading in _sensor_nodes(_latest_traffic()):
+        by_node.setdefault(node, []).append({
+            "sensor_id": reading["sensor_id"], "phase": phase, "vehicle_count": reading.get("vehicle_count"),
+            "flow_veh_h": flow_veh_h(reading), "timestamp": reading.get("timestamp"), "registered": registered,
+        })
+    items = []
+    for node in sorted(by_node):
+        point = graph.nodes[node]
+        node_district = city.nearest_district(point)
+        if district and node_district != district:
+            continue
+        sensors = sorted(by_node[node], key=lambda s: s["sensor_id"])
+        critical = {phase: max((s["flow_veh_h"] for s in sensors if s["phase"] == phase), default=0.0)
+                    for phase in PHASES}
+        plan = signals.webster_timing([critical[phase] for phase in PHASES])
+        items.append({
+            "intersection": node, "location": city.geo_point(point), "district": node_district,
+            "phases": {phase: {"flow_veh_h": critical[phase], "green_s": green}
+                       for phase, green in zip(PHASES, plan["greens_s"])},
+            "cycle_s": plan["cycle_s"], "Y": plan["Y"], "lost_time_s": plan["lost_time_s"],
+            "oversaturated": plan["oversaturated"], "sensors": sensors,
+        })
+        if yield_fn is not None:
+            yield_fn()
+    return {"items": items, "method": "webster", "generated_at": now_utc(),
+            "flow_basis": f"vehicle_count per {COUNT_INTERVAL_S} s x {3600 // COUNT_INTERVAL_S} = veh/h"}
+
+
+# Routes
+
+def congestion_by_road(readings=None):
+    """{road_id: congestion 0-100} from the latest readings (highest level of the sensors touching a road)."""
+    graph = city.road_graph()
+    congestion = {}
+    readings = _latest_traffic() if readings is None else readings
+    for node, _, _, reading in _sensor_nodes(readings):
+        level = float(reading.get("congestion_level") or 0.0)
+        for edge in graph.neighbours(node):
+            congestion[edge["road_id"]] = max(congestion.get(edge["road_id"], 0.0), level)
+    return congestion
+
+
+def _node_for(graph, point, field):
+    if isinstance(point, str):
+        if point not in graph.nodes:
+            raise ApiError(f"Unknown intersection {point!r}", status=404, errors={field: ["unknown node id"]})
+        return point
+    return graph.nearest_node(point[0], point[1])
+
+
+def plan_route(origin, destination):
+    """The fastest route by A* on the city graph under current congestion.
+
+    origin/destination: (lng, lat) snapped to the nearest intersection, or an intersection id.
+    """
+    graph = city.road_graph()
+    origin_node = _node_for(graph, origin, "origin")
+    destination_node = _node_for(graph, destination, "destination")
+    congestion = congestion_by_road()
+    try:
+        result = routing.shortest_path(graph, origin_node, destination_node, congestion=congestion)
+    except routing.NoRoute:
+        raise ApiError(f"No route joins {origin_node} to {destination_node}", status=422, error="no_route")
+    return dict(result, coordinates=[list(graph.nodes[node]) for node in result["path"]],
+                origin_node=origin_node, destination_node=destination_node,
+                congested_roads=sum(1 for level in congestion.values() if level > 0), algorithm="a_star")

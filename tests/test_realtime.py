@@ -378,3 +378,34 @@ def test_waste_and_energy_updates_and_alerts(connect, admin, module, update_even
         assert update["district"] == "Harbor" and alert["type"] == "bin_full" and alert["severity"] == "medium"
     else:
         assert update["utilization_pct"] == 40.0 and alert["type"] == "grid_overload" and alert["severity"] == "high"
+
+
+def test_emergency_alert_on_incident_and_dispatch(connect, admin):
+    client = connect(admin.token)
+    client.call("subscribe_alerts", {"modules": ["emergency"]})
+    incident = admin.post("/api/emergency/incidents", {
+        "type": "fire", "severity": "high", "description": "Warehouse fire",
+        "location": {"type": "Point", "coordinates": [-73.985, 40.748]}})
+    assert incident.status_code == 201, incident.text
+    incident_id = incident.json()["id"]
+    first = client.wait_for("emergency_alert", where=lambda p: p["type"] == "incident")[0]
+    assert first["module"] == "emergency" and first["severity"] == "high"
+    dispatched = admin.post(f"/api/emergency/incidents/{incident_id}/dispatch-nearest", {})
+    assert dispatched.status_code == 200, dispatched.text
+    alert = client.wait_for("emergency_alert", where=lambda p: p["type"] == "dispatch")[0]
+    assert alert["severity"] == "high" and "fire" in alert["message"].lower()
+
+
+def test_public_alert_reaches_every_connected_client(connect, admin):
+    viewer = admin.register("viewer-public@example.com")
+    listeners = [connect(admin.token), connect(viewer.token)]  # no rooms joined, no subscriptions
+    response = admin.post("/api/emergency/alerts/broadcast", {
+        "title": "Flood warning", "message": "Avoid the riverside until 18:00", "severity": "high",
+        "district": "Riverside"})
+    assert response.status_code in (200, 201), response.text
+    for client in listeners:
+        alert = client.wait_for("public_alert")[0]
+        assert alert["title"] == "Flood warning" and alert["issued_by"] == "admin@smartcity.com"
+        assert alert["created_at"].endswith("Z") and alert["id"]
+    assert viewer.post("/api/emergency/alerts/broadcast", {"title": "x", "message": "y", "severity": "low"}
+                       ).status_code == 403

@@ -46,6 +46,8 @@ def _resolve_config(config):
 def configure_logging(app):
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every run at INFO; our job runner records runs and logs failures itself.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def register_extensions(app):

@@ -173,3 +173,32 @@ def test_system_update_reports_alerts_and_jobs(app):
     stats = sent[0]
     assert {"connected_clients", "readings_per_s", "alerts_active", "jobs", "server_time"} <= set(stats)
     assert set(stats["alerts_active"]) == {"low", "medium", "high", "critical"}
+
+
+def test_simulated_data_can_be_purged(sim_app):
+    from tests.conftest import bearer, login
+
+    client = sim_app.test_client()
+    admin_headers = bearer(login(client)["access_token"])
+    simulator = simulation.get_simulator()
+    simulator.episodes["Downtown"] = 5
+    now = datetime.now(timezone.utc)
+    for tick in (simulators.simulate_traffic, simulators.simulate_environment, simulators.simulate_energy):
+        tick(now)
+    from src.models import rollups
+
+    rollups.refresh(get_db())
+    real = {"sensor_id": "REAL-1", "vehicle_count": 4, "average_speed": 30.0, "congestion_level": 97.0}
+    assert client.post("/api/traffic/data", headers=admin_headers, json=real).status_code == 201
+    viewer_denied = client.delete("/api/system/simulated-data")
+    assert viewer_denied.status_code == 401
+    purged = client.delete("/api/system/simulated-data", headers=admin_headers)
+    assert purged.status_code == 200
+    counts = purged.get_json()
+    assert counts["readings"] == 41 and counts["alerts"] >= 1 and counts["rollups"] >= 41
+    db = get_db()
+    assert [r["sensor_id"] for r in db.readings.find({})] == ["REAL-1"]
+    assert db.alerts.count_documents({"sensor_id": "REAL-1"}) == 1  # real alerts stay
+    assert db.alerts.count_documents({"source": "simulator"}) == 0
+    snapshot = client.get("/api/dashboard/real-time-data", headers=admin_headers).get_json()["data"]
+    assert [r["sensor_id"] for r in snapshot["traffic"]] == ["REAL-1"] and snapshot["environment"] == []

@@ -179,6 +179,10 @@ def open_keys(db, limit=100000):
     return [d["open_key"] for d in db.alerts.find({"open_key": {"$exists": True}}, {"open_key": 1}).limit(limit)]
 
 
+def delete_by_source(db, source):
+    return db.alerts.delete_many({"source": source}).deleted_count
+
+
 def delete_resolved_before(db, cutoff):
     return db.alerts.delete_many({"status": "resolved", "resolved_at": {"$lt": cutoff}}).deleted_count
 

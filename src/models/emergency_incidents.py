@@ -124,3 +124,7 @@ def public_alerts_page(db, limit=50, offset=0, sort="-created_at", district=None
     items = list(db.public_alerts.find(query).sort([(field, direction), ("_id", direction)])
                  .skip(offset).limit(limit))
     return {"items": items, "total": db.public_alerts.count_documents(query)}
+
+
+def delete_by_source(db, source):
+    return db.emergency_incidents.delete_many({"source": source}).deleted_count

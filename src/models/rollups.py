@@ -55,7 +55,7 @@ def recompute_buckets(db, buckets):
         return []
     first = min(hour for _, _, hour in buckets)
     last = max(hour for _, _, hour in buckets) + timedelta(hours=1)
-    fields = {"_id": 0, "module": 1, "sensor_id": 1, "timestamp": 1, "district": 1}
+    fields = {"_id": 0, "module": 1, "sensor_id": 1, "timestamp": 1, "district": 1, "source": 1}
     for names in METRICS.values():
         fields.update({m: 1 for m in names})
     grouped = {bucket: [] for bucket in buckets}
@@ -70,7 +70,8 @@ def recompute_buckets(db, buckets):
             continue  # its readings aged out of retention: keep the bucket as it was
         district = next((d["district"] for d in docs if d.get("district")), None)
         doc = {"module": module, "sensor_id": sensor_id, "district": district, "hour": hour, "count": len(docs),
-               "metrics": aggregate(module, docs), "updated_at": now}
+               "metrics": aggregate(module, docs), "sources": sorted({d.get("source") or "api" for d in docs}),
+               "updated_at": now}
         writes.append(UpdateOne({"_id": bucket_id(module, sensor_id, hour)}, {"$set": doc}, upsert=True))
     return writes
 
@@ -186,6 +187,11 @@ def series_page(db, module, resolution, sensor_id=None, district=None, start=Non
     if descending:
         items.reverse()
     return {"items": items[offset:offset + limit], "total": len(items)}
+
+
+def delete_by_source(db, source):
+    """Delete buckets made only of readings from `source`."""
+    return db.readings_hourly.delete_many({"sources": [source]}).deleted_count
 
 
 def delete_older_than(db, cutoff):

@@ -70,3 +70,7 @@ def update_if_status(db, incident_id, from_status, changes):
 
 def set_fields(db, incident_id, changes):
     db.traffic_incidents.update_one({"_id": oid(incident_id)}, {"$set": changes})
+
+
+def delete_by_source(db, source):
+    return db.traffic_incidents.delete_many({"source": source}).deleted_count

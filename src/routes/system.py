@@ -2,7 +2,7 @@
 from flask_smorest import Blueprint
 
 from src.auth import roles_required
-from src.schemas.system import JobListSchema, JobRunSchema, JobSchema
+from src.schemas.system import JobListSchema, JobRunSchema, JobSchema, PurgeSchema
 from src.services import jobs
 
 blp = Blueprint("system", __name__, url_prefix="/api/system", description="Jobs and system administration")
@@ -38,3 +38,11 @@ def resume_job(job_id):
 def run_job(job_id):
     """Run a job once now, in this process."""
     return jobs.run_now(job_id)
+
+
+@blp.route("/simulated-data", methods=["DELETE"])
+@roles_required("admin")
+@blp.response(200, PurgeSchema)
+def purge_simulated_data():
+    """Delete everything tagged source=simulator (readings, alerts, rollups, incidents)."""
+    return jobs.purge_simulated()

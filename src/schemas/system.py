@@ -30,3 +30,12 @@ class JobListSchema(Schema):
 class JobRunSchema(Schema):
     id = fields.String()
     status = fields.String()
+
+
+class PurgeSchema(Schema):
+    readings = fields.Integer()
+    latest = fields.Integer()
+    alerts = fields.Integer()
+    rollups = fields.Integer()
+    traffic_incidents = fields.Integer()
+    emergency_incidents = fields.Integer()

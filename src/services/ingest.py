@@ -131,7 +131,7 @@ def apply_rules(db, module, reading, rules):
             db, module=module, sensor_id=reading["sensor_id"], rule_id=rule["_id"], alert_type=rule["type"],
             severity=level["severity"], message=alerting.render_message(rule, level, reading, value),
             value=value, threshold=level["value"], district=reading.get("district"),
-            location=reading.get("location"), now=reading["received_at"])
+            location=reading.get("location"), now=reading["received_at"], extra={"source": reading["source"]})
         open_index.add(alerts.open_key(reading["sensor_id"], rule["_id"]))
         if change in ("created", "escalated"):
             broadcast.emit_alert(alert, escalated=change == "escalated")

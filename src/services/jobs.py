@@ -64,3 +64,10 @@ def run_now(job_id):
     scheduler.add_job(runner.run, "date", run_date=datetime.now(timezone.utc), args=[job_id],
                       kwargs={"manual": True}, id=f"{job_id}:manual", replace_existing=True, max_instances=1)
     return {"id": job_id, "status": "started"}
+
+
+def purge_simulated():
+    """Delete all simulated data (the simulators keep running if enabled)."""
+    from src.services import simulation
+
+    return simulation.purge(current_app._get_current_object())

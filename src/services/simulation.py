@@ -283,3 +283,23 @@ def tick_emergency(now):
         except ApiError:  # every suitable unit is busy; the incident waits, as it would in the city
             pass
     return emergency.advance_units(now, rng=simulator.rng)
+
+
+def purge(app):
+    """Delete everything the simulator made: readings, latest values, alerts, rollups, incidents."""
+    from src.db import get_db
+    from src.models import alerts, emergency_incidents, latest, readings, rollups, traffic_incidents
+    from src.services.latest import get_cache
+
+    db = get_db(app)
+    counts = {
+        "readings": readings.delete_by_source(db, SOURCE),
+        "latest": latest.delete_by_source(db, SOURCE),
+        "alerts": alerts.delete_by_source(db, SOURCE),
+        "rollups": rollups.delete_by_source(db, SOURCE),
+        "traffic_incidents": traffic_incidents.delete_by_source(db, SOURCE),
+        "emergency_incidents": emergency_incidents.delete_by_source(db, SOURCE),
+    }
+    get_cache(app).clear(source=SOURCE)
+    app.extensions["open_alerts"].load(alerts.open_keys(db))
+    return counts

@@ -152,7 +152,7 @@ class TestingConfig(Config):
     MONGO_DB_NAME = _env("TEST_MONGO_DB_NAME", "citypulse_test")
     REDIS_URL = None  # tests opt in to Redis explicitly
     BCRYPT_ROUNDS = 4  # the minimum bcrypt accepts; keeps the suite fast
-    RAW_RETENTION_HOURS = 48  # tests post readings hours in the past; retention tests set their own
+    RAW_RETENTION_HOURS = 720  # tests post readings days in the past; retention tests set their own
     RATELIMIT_ENABLED = False  # rate-limit tests switch it back on
     SCHEDULER_ENABLED = False
     SIMULATION_ENABLED = False

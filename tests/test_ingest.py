@@ -137,3 +137,42 @@ def test_history_query_errors(client, operator):
     assert client.get("/api/traffic/data?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
                       headers=operator).status_code == 422
     assert client.get("/api/traffic/data?sort=password", headers=operator).status_code == 422
+
+
+MODULE_CASES = {
+    "traffic": (TRAFFIC, "congestion_level", 120.0),
+    "environment": (ENV, "pm25", -3.0),
+    "energy": (ENERGY, "frequency_hz", 5.0),
+    "waste": ({"bin_id": "BIN-T1", "fill_level_pct": 40.0}, "fill_level_pct", 140.0),
+}
+
+
+@pytest.mark.parametrize("module", sorted(MODULE_CASES))
+def test_every_module_single_batch_invalid_and_history(app, client, operator, module):
+    valid, bad_field, bad_value = MODULE_CASES[module]
+    if module == "waste":
+        assert client.post("/api/waste/bins", headers=operator, json=BIN).status_code == 201
+    id_field = {"waste": "bin_id", "energy": "grid_id"}.get(module, "sensor_id")
+    sensor = valid[id_field]
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+
+    single = client.post(f"/api/{module}/data", headers=operator, json=dict(valid, timestamp=iso(base)))
+    assert single.status_code == 201 and single.get_json()["ingested"] == 1
+    batch = [dict(valid, timestamp=iso(base + timedelta(minutes=5 * (i + 1)))) for i in range(9)]
+    assert client.post(f"/api/{module}/data", headers=operator, json=batch).get_json()["ingested"] == 9
+    assert count(app, module) == 10
+
+    bad = [dict(valid), dict(valid, **{bad_field: bad_value}), dict(valid)]
+    refused = client.post(f"/api/{module}/data", headers=operator, json=bad)
+    assert refused.status_code == 422 and list(refused.get_json()["errors"]) == ["1"]
+    assert bad_field in refused.get_json()["errors"]["1"]
+    assert count(app, module) == 10  # nothing from the bad batch
+
+    window = {"sensor_id": sensor, "from": iso(base + timedelta(minutes=10)), "to": iso(base + timedelta(minutes=40)),
+              "limit": 4, "sort": "timestamp"}
+    page = client.get(f"/api/{module}/data", headers=operator, query_string=window).get_json()
+    assert page["total"] == 6 and len(page["items"]) == 4
+    stamps = [item["timestamp"] for item in page["items"]]
+    assert stamps == sorted(stamps) and stamps[0] == iso(base + timedelta(minutes=10)).replace("Z", ".000Z")
+    rest = client.get(f"/api/{module}/data", headers=operator, query_string=dict(window, offset=4)).get_json()
+    assert len(rest["items"]) == 2

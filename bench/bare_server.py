@@ -10,7 +10,12 @@ so `bench/fanout.py` can report CityPulse as a ratio of it.
   room, each a fresh dict shaped like a stored traffic reading, and answers {"emitted": N}.
 - `GET /health` answers {"status": "ok", "clients": <connected>}.
 """
-import eventlet
+import warnings
+
+# The message starts with a newline, hence (?s).
+warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
@@ -18,13 +23,10 @@ import argparse  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import warnings  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 
 from flask import Flask, jsonify, request  # noqa: E402
 from flask_socketio import SocketIO, join_room  # noqa: E402
-
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
 
 ROOM = "traffic_monitoring"
 EVENT = "traffic_update"
@@ -45,11 +47,12 @@ def make_payload(size):
     now = _iso_now()
     seq = next(_ids)
     payload = {
-        "id": f"{seq:024x}", "module": "traffic", "sensor_id": f"T-{seq % 1000}", "vehicle_count": 10,
+        "id": f"{seq:024x}", "module": "traffic", "sensor_id": f"BENCH-{seq % 1000:03d}", "vehicle_count": 10,
         "average_speed": 30.0, "congestion_level": 20.0, "timestamp": now, "received_at": now, "source": "api",
     }
+    # The same fields as CityPulse's traffic_update (235 bytes); larger sizes add a `note`.
     missing = size - len(json.dumps(payload, separators=(",", ":"))) - len(',"note":""')
-    if missing > 0:
+    if missing >= 0:
         payload["note"] = "x" * missing
     return payload
 

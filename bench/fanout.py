@@ -5,15 +5,19 @@ For each mode the benchmark starts a server as a subprocess on 127.0.0.1 (a free
 - `bare`: `bench/bare_server.py`, Flask + Flask-SocketIO on eventlet with nothing else;
 - `citypulse`: `python run.py` (development profile, embedded database, no scheduler, no rate limits).
 
-It connects K subscribers over WebSocket into room `traffic_monitoring`, then drives M
-`traffic_update` events through the server's HTTP API in batches, and measures
+It connects K subscribers per mode over WebSocket into room `traffic_monitoring`, then drives M
+`traffic_update` events per mode through the server's HTTP API, and measures
 
     delivered events/s = K * M / (time from the first request until every subscriber has all M)
 
-Subscribers live in `--procs` separate processes (asyncio + aiohttp, one event loop each) that
-only count deliveries; at the end every subscriber must have exactly M. CPU time of the server
-and of the subscriber processes over the same window is reported, to show which side limited
-the figure.
+Both servers stay up side by side and the M events are sent in `--rounds` bursts that alternate
+between the modes, so a noisy neighbour slows both alike; the time of a mode is the sum of its
+bursts, each timed from its first request until every subscriber has that burst's last event.
+
+Subscribers live in `--procs` processes per mode (asyncio + aiohttp, one event loop each) that
+only count deliveries; at the end every subscriber must have exactly M (a grace second catches
+duplicates). CPU time of the server, of the subscriber processes and of everything else on the
+machine over the same windows is reported, to show which side limited the figure.
 
     .venv/bin/python bench/fanout.py                        # both modes, 1000 x 200
     .venv/bin/python bench/fanout.py --mode citypulse -k 200 -m 50 --client socketio
@@ -48,7 +52,7 @@ CLIENT_KINDS = ("raw", "socketio")
 STRIPPED_ENV = ("MONGO_URI", "REDIS_URL", "MONGO_DB_NAME")
 
 DEFAULTS = {
-    "subscribers": 1000, "events": 200, "batch": 100, "size": 235, "procs": 1, "client": "raw",
+    "subscribers": 1000, "events": 200, "rounds": 5, "batch": 100, "size": 235, "procs": 1, "client": "raw",
     "connect_concurrency": 50, "connect_timeout": 180.0, "timeout": 300.0, "grace": 1.0,
 }
 
@@ -280,23 +284,36 @@ def subscriber_main(conn, cfg):
 
 
 async def _subscriber(conn, cfg):
+    """Connect this process's share of subscribers, then count deliveries burst by burst.
+
+    Messages from the driver: ("go", target) -> reply ("armed",), wait until every client has
+    `target` events in all, reply ("done", done_at, cpu_seconds, reached, payload_bytes);
+    ("finish",) -> wait `grace` seconds (late duplicates would land here), reply ("final", counts);
+    ("stop",) -> disconnect and exit.
+    """
     import aiohttp
 
     loop = asyncio.get_running_loop()
     parent = os.getppid()
-    hard_deadline = time.monotonic() + cfg["connect_timeout"] + cfg["timeout"] + 60
+    idle_limit = cfg["connect_timeout"] + cfg["timeout"] + 60
+    heard = {"at": time.monotonic()}
 
     async def watchdog():
-        # Exit on our own when the driver is gone or the run overstays every timeout.
+        # Exit on our own when the driver is gone or has been silent for longer than any phase.
         while True:
             await asyncio.sleep(1)
-            if os.getppid() != parent or time.monotonic() > hard_deadline:
+            if os.getppid() != parent or time.monotonic() - heard["at"] > idle_limit:
                 os._exit(3)
 
+    async def receive():
+        message = await loop.run_in_executor(None, conn.recv)
+        heard["at"] = time.monotonic()
+        return message
+
     watch = loop.create_task(watchdog())
-    n, expected = cfg["clients"], cfg["events"]
+    n = cfg["clients"]
     counts = [0] * n
-    state = {"remaining": n, "done_at": None, "cpu_done": None, "payload_bytes": None}
+    state = {"target": None, "remaining": 0, "done_at": None, "cpu_done": None, "payload_bytes": None}
     all_done = asyncio.Event()
     raw = cfg["client"] == "raw"
 
@@ -307,7 +324,7 @@ async def _subscriber(conn, cfg):
                 # Raw frame: strip `42["traffic_update",` and the closing `]`; socketio: re-encode.
                 state["payload_bytes"] = (len(data) - len(f'42["{EVENT}",') - 1 if raw
                                           else len(json.dumps(data, separators=(",", ":"))))
-            if c == expected:
+            if c == state["target"]:
                 state["remaining"] -= 1
                 if state["remaining"] == 0:
                     state["done_at"] = time.monotonic()
@@ -340,21 +357,33 @@ async def _subscriber(conn, cfg):
         errors = await asyncio.wait_for(asyncio.gather(*(connect(c) for c in clients)),
                                         cfg["connect_timeout"])
         failed = [e for e in errors if e]
-        cpu_ready = _cpu_now()
         conn.send(("ready", n - len(failed), failed[:3], round(time.monotonic() - t_connect, 2)))
         if failed:
             return
-        message = await loop.run_in_executor(None, conn.recv)
-        if message[0] != "go":
-            return
-        try:
-            await asyncio.wait_for(all_done.wait(), cfg["timeout"])
-        except asyncio.TimeoutError:
-            pass
-        cpu_end = state["cpu_done"] if state["cpu_done"] is not None else _cpu_now()
-        await asyncio.sleep(cfg["grace"])  # anything extra (duplicates) arrives here and is counted
-        conn.send(("done", state["done_at"], list(counts), cpu_end - cpu_ready, state["payload_bytes"]))
-        await loop.run_in_executor(None, conn.recv)  # "stop": disconnect only once everyone is done
+        while True:
+            message = await receive()
+            if message[0] == "go":
+                target = message[1]
+                all_done.clear()
+                state.update(target=target, done_at=None, cpu_done=None,
+                             remaining=sum(1 for c in counts if c < target))
+                cpu0 = _cpu_now()
+                if state["remaining"] == 0:
+                    state["done_at"], state["cpu_done"] = time.monotonic(), cpu0
+                    all_done.set()
+                conn.send(("armed",))
+                try:
+                    await asyncio.wait_for(all_done.wait(), cfg["timeout"])
+                except asyncio.TimeoutError:
+                    pass
+                cpu_end = state["cpu_done"] if state["cpu_done"] is not None else _cpu_now()
+                reached = sum(1 for c in counts if c >= target)
+                conn.send(("done", state["done_at"], cpu_end - cpu0, reached, state["payload_bytes"]))
+            elif message[0] == "finish":
+                await asyncio.sleep(cfg["grace"])
+                conn.send(("final", list(counts)))
+            else:  # "stop"
+                return
     finally:
         try:
             await asyncio.wait_for(asyncio.gather(*(c.close() for c in clients), return_exceptions=True), 30)
@@ -376,6 +405,17 @@ def raise_fd_limit(needed):
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft != resource.RLIM_INFINITY and soft < needed:
         raise RuntimeError(f"ulimit -n is {soft}; {needed} file descriptors are needed (raise the hard limit)")
+
+
+def machine_busy_seconds():
+    """CPU seconds all cores spent busy (not idle/iowait) since boot, from /proc/stat."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def login(url):
@@ -420,106 +460,181 @@ def _recv(conns, timeout, what):
     return out
 
 
-def run_mode(mode, opts, log=print):
-    """Run one mode; return its result dict."""
-    k, m, procs = opts["subscribers"], opts["events"], max(1, min(opts["procs"], opts["subscribers"]))
-    raise_fd_limit(k + 512)
-    log(f"[{mode}] starting server ...")
-    server = Server(mode, k)
-    workers, conns = [], []
-    try:
-        token = login(server.url) if mode == "citypulse" else None
-        join = ("join_room", {"room": ROOM}) if mode == "citypulse" else ("join", {"room": ROOM})
-        shares = [k // procs + (1 if i < k % procs else 0) for i in range(procs)]
+class Target:
+    """One mode under test: its server, its subscriber processes, its driver and its tallies."""
+
+    def __init__(self, mode, opts, log):
+        self.mode, self.opts, self.log = mode, opts, log
+        self.k, self.procs = opts["subscribers"], max(1, min(opts["procs"], opts["subscribers"]))
+        self.workers, self.conns, self.server = [], [], None
+        self.delivered_per_client = 0
+        self.bursts = []
+        self.payload_bytes = None
+
+    def start(self):
+        self.log(f"[{self.mode}] starting server ...")
+        self.server = Server(self.mode, self.k)
+        token = login(self.server.url) if self.mode == "citypulse" else None
+        join = ("join_room", {"room": ROOM}) if self.mode == "citypulse" else ("join", {"room": ROOM})
         ctx = multiprocessing.get_context("fork")
-        for share in shares:
-            cfg = {"url": server.url, "auth": {"token": token} if token else None, "join": join,
-                   "clients": share, "events": m, "client": opts["client"],
-                   "connect_concurrency": max(5, opts["connect_concurrency"] // procs),
-                   "connect_timeout": opts["connect_timeout"], "timeout": opts["timeout"], "grace": opts["grace"]}
+        for share in split(self.k, self.procs):
+            cfg = {"url": self.server.url, "auth": {"token": token} if token else None, "join": join,
+                   "clients": share, "client": self.opts["client"],
+                   "connect_concurrency": max(5, self.opts["connect_concurrency"] // self.procs),
+                   "connect_timeout": self.opts["connect_timeout"], "timeout": self.opts["timeout"],
+                   "grace": self.opts["grace"]}
             parent_end, child_end = ctx.Pipe()
             worker = ctx.Process(target=subscriber_main, args=(child_end, cfg), daemon=True)
             worker.start()
             child_end.close()
-            workers.append(worker)
-            conns.append(parent_end)
-        log(f"[{mode}] connecting {k} subscribers from {procs} process(es) ({opts['client']} client) ...")
-        ready = _recv(conns, opts["connect_timeout"] + 30, "their connections")
+            self.workers.append(worker)
+            self.conns.append(parent_end)
+        self.log(f"[{self.mode}] connecting {self.k} subscribers from {self.procs} process(es) "
+                 f"({self.opts['client']} client) ...")
+        ready = _recv(self.conns, self.opts["connect_timeout"] + 30, "their connections")
         connected = sum(r[1] for r in ready)
-        if connected != k:
+        if connected != self.k:
             errors = [e for r in ready for e in r[2]]
-            raise RuntimeError(f"only {connected}/{k} subscribers connected; e.g. {errors[:3]}")
-        log(f"[{mode}] {k} connected in {max(r[3] for r in ready):.1f}s; driving {m} events "
-            f"in batches of {opts['batch']} ...")
+            raise RuntimeError(f"{self.mode}: only {connected}/{self.k} subscribers connected; e.g. {errors[:3]}")
+        self.log(f"[{self.mode}] {self.k} connected in {max(r[3] for r in ready):.1f}s")
+        self.send = make_driver(self.mode, self.server.url, token, self.opts["size"])
 
-        send = make_driver(mode, server.url, token, opts["size"])
-        cpu0 = server.cpu_seconds()
-        for conn in conns:
-            conn.send(("go",))
+    def burst(self, events):
+        """Send `events` events; return once every subscriber has them all. One measurement."""
+        target = self.delivered_per_client + events
+        for conn in self.conns:
+            conn.send(("go", target))
+        _recv(self.conns, 30, "that they are armed")
+        cpu0, busy0, driver0 = self.server.cpu_seconds(), machine_busy_seconds(), _cpu_now()
         t0 = time.monotonic()
         sent = 0
-        while sent < m:
-            n = min(opts["batch"], m - sent)
-            send(n, sent)
+        while sent < events:
+            n = min(self.opts["batch"], events - sent)
+            self.send(n, self.delivered_per_client + sent)
             sent += n
         t_sent = time.monotonic()
-        done = _recv(conns, opts["timeout"] + opts["grace"] + 30, "completion")
-        server_cpu = server.cpu_seconds() - cpu0  # the server idles once it has delivered everything
-        rss = server.rss_mb()
+        done = _recv(self.conns, self.opts["timeout"] + 30, "completion")
+        server_cpu = self.server.cpu_seconds() - cpu0  # the server idles once it has delivered everything
+        busy1, driver_cpu, t_recv = machine_busy_seconds(), _cpu_now() - driver0, time.monotonic()
+        self.delivered_per_client = target
+        reached = sum(d[3] for d in done)
+        if any(d[1] is None for d in done) or reached != self.k:
+            raise RuntimeError(f"{self.mode}: only {reached}/{self.k} subscribers had {target} events "
+                               f"within {self.opts['timeout']:.0f}s")
+        self.payload_bytes = self.payload_bytes or next((d[4] for d in done if d[4]), None)
+        client_cpu = sum(d[2] for d in done)
+        other = None
+        if busy0 is not None and busy1 is not None:
+            # Whatever else ran on the machine meanwhile (another test suite, a browser...).
+            other = max(0.0, (busy1 - busy0) - server_cpu - client_cpu - driver_cpu)
+        burst = {"events": events, "seconds": max(d[1] for d in done) - t0, "send_seconds": t_sent - t0,
+                 "server_cpu": server_cpu, "client_cpu": client_cpu, "driver_cpu": driver_cpu,
+                 "other_cpu": other, "window": t_recv - t0}
+        self.bursts.append(burst)
+        return burst
 
-        counts = [c for d in done for c in d[2]]
-        wrong = [c for c in counts if c != m]
-        if any(d[1] is None for d in done) or wrong:
-            short = sum(1 for c in counts if c < m)
-            extra = sum(1 for c in counts if c > m)
-            raise RuntimeError(f"{mode}: {len(wrong)}/{k} subscribers did not get exactly {m} events "
-                               f"({short} short, {extra} extra; delivered {sum(counts)} of {k * m})")
-        t_end = max(d[1] for d in done)
-        seconds = t_end - t0
-        client_cpu = sum(d[3] for d in done)
-        payload = next((d[4] for d in done if d[4]), None)
+    def finish(self):
+        """Check that every subscriber got exactly the events sent, no fewer and no more."""
+        for conn in self.conns:
+            conn.send(("finish",))
+        finals = _recv(self.conns, self.opts["grace"] + 30, "their final counts")
+        counts = [c for f in finals for c in f[1]]
+        expected = self.delivered_per_client
+        wrong = [c for c in counts if c != expected]
+        if wrong:
+            raise RuntimeError(f"{self.mode}: {len(wrong)}/{self.k} subscribers did not get exactly {expected} "
+                               f"events ({sum(c < expected for c in counts)} short, "
+                               f"{sum(c > expected for c in counts)} extra)")
+        return self.summary()
+
+    def summary(self):
+        k, m = self.k, sum(b["events"] for b in self.bursts)
+        seconds = sum(b["seconds"] for b in self.bursts)
+        window = sum(b["window"] for b in self.bursts)
+        server_cpu = sum(b["server_cpu"] for b in self.bursts)
+        others = [b["other_cpu"] for b in self.bursts if b["other_cpu"] is not None]
         return {
-            "mode": mode, "subscribers": k, "events": m, "batch": opts["batch"], "client": opts["client"],
-            "client_processes": procs, "deliveries": k * m, "seconds": round(seconds, 3),
-            "deliveries_per_s": round(k * m / seconds, 1), "send_seconds": round(t_sent - t0, 3),
+            "mode": self.mode, "subscribers": k, "events": m, "bursts": len(self.bursts), "batch": self.opts["batch"],
+            "client": self.opts["client"], "client_processes": self.procs, "deliveries": k * m,
+            "seconds": round(seconds, 3), "deliveries_per_s": round(k * m / seconds, 1),
+            "send_seconds": round(sum(b["send_seconds"] for b in self.bursts), 3),
             "server_cpu_pct": round(100 * server_cpu / seconds, 1),
-            "client_cpu_pct": round(100 * client_cpu / seconds, 1),
-            "server_rss_mb": rss, "payload_bytes": payload,
+            "server_cpu_us_per_delivery": round(1e6 * server_cpu / (k * m), 2),
+            "client_cpu_pct": round(100 * sum(b["client_cpu"] for b in self.bursts) / seconds, 1),
+            "driver_cpu_pct": round(100 * sum(b["driver_cpu"] for b in self.bursts) / seconds, 1),
+            "other_cpu_pct": round(100 * sum(others) / window, 1) if others else None,
+            "server_rss_mb": self.server.rss_mb() if self.server else None,
+            "payload_bytes": self.payload_bytes,
+            "burst_seconds": [round(b["seconds"], 3) for b in self.bursts],
         }
-    finally:
-        for conn in conns:
+
+    def stop(self):
+        for conn in self.conns:
             try:
                 conn.send(("stop",))
             except (OSError, ValueError):
                 pass
-        for worker in workers:
+        for worker in self.workers:
             worker.join(40)
             if worker.is_alive():
                 worker.terminate()
                 worker.join(5)
-        for conn in conns:
+        for conn in self.conns:
             conn.close()
-        server.stop()
+        if self.server is not None:
+            self.server.stop()
+
+
+def split(total, parts):
+    """`total` in `parts` near-equal integer shares."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 def run(opts=None, modes=MODES, log=print):
-    """Run the modes in order; return {"results": [...], "ratio": citypulse/bare or None}."""
+    """Measure `modes` side by side; return {"options", "results", ratios}.
+
+    Every mode's server and subscribers are up at once; the M events per mode are sent in
+    `rounds` bursts, alternating modes (and the order within a round), so that whatever else
+    the machine does at the time weighs on both modes alike.
+    """
     opts = dict(DEFAULTS, **(opts or {}))
-    results = [run_mode(mode, opts, log) for mode in modes]
+    rounds = max(1, min(opts["rounds"], opts["events"]))
+    raise_fd_limit(len(modes) * opts["subscribers"] + 512)
+    targets = [Target(mode, opts, log) for mode in modes]
+    try:
+        for target in targets:
+            target.start()
+        log(f"driving {opts['events']} events per mode in {rounds} burst(s), alternating "
+            f"{' / '.join(modes)}, at most {opts['batch']} events per request ...")
+        round_ratios = []
+        for index, events in enumerate(split(opts["events"], rounds)):
+            order = targets if index % 2 == 0 else list(reversed(targets))
+            seconds = {t.mode: t.burst(events)["seconds"] for t in order}
+            if "bare" in seconds and "citypulse" in seconds:
+                round_ratios.append(round(seconds["bare"] / seconds["citypulse"], 3))
+        results = [t.finish() for t in targets]
+    finally:
+        for target in targets:
+            target.stop()
     by_mode = {r["mode"]: r for r in results}
-    ratio = None
+    ratio = cost_ratio = None
     if "bare" in by_mode and "citypulse" in by_mode:
-        ratio = round(by_mode["citypulse"]["deliveries_per_s"] / by_mode["bare"]["deliveries_per_s"], 3)
-    return {"options": opts, "results": results, "ratio_citypulse_over_bare": ratio}
+        cp, bare = by_mode["citypulse"], by_mode["bare"]
+        ratio = round(cp["deliveries_per_s"] / bare["deliveries_per_s"], 3)
+        cost_ratio = round(cp["server_cpu_us_per_delivery"] / bare["server_cpu_us_per_delivery"], 3)
+    return {"options": opts, "results": results, "ratio_citypulse_over_bare": ratio,
+            "ratio_by_round": round_ratios, "server_cpu_ratio_citypulse_over_bare": cost_ratio}
 
 
 def format_table(report):
-    head = ("mode", "subscribers", "events", "seconds", "deliveries/s", "server CPU", "client CPU", "payload B")
+    head = ("mode", "subscribers", "events", "seconds", "deliveries/s", "server CPU", "client CPU",
+            "other CPU", "server us/delivery", "payload B")
     rows = [head]
     for r in report["results"]:
         rows.append((r["mode"], str(r["subscribers"]), str(r["events"]), f"{r['seconds']:.2f}",
                      f"{r['deliveries_per_s']:,.0f}", f"{r['server_cpu_pct']:.0f}%", f"{r['client_cpu_pct']:.0f}%",
-                     str(r["payload_bytes"])))
+                     "?" if r["other_cpu_pct"] is None else f"{r['other_cpu_pct']:.0f}%",
+                     f"{r['server_cpu_us_per_delivery']:.1f}", str(r["payload_bytes"])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
@@ -527,9 +642,14 @@ def format_table(report):
     first = report["results"][0]
     lines.append("")
     lines.append(f"client side: {first['client_processes']} subscriber process(es), {first['client']} client; "
-                 f"{os.cpu_count()} CPU(s) on this machine; CPU % is of one core over the measured window")
+                 f"{os.cpu_count()} CPU(s) on this machine; CPU % is of one core over the measured window; "
+                 f"'other' is everything else that ran meanwhile")
+    lines.append(f"events sent in {first['bursts']} burst(s) per mode, modes alternating; "
+                 f"at most {first['batch']} events per HTTP request")
     if report["ratio_citypulse_over_bare"] is not None:
-        lines.append(f"ratio citypulse/bare (same run): {report['ratio_citypulse_over_bare']:.2f}")
+        lines.append(f"ratio citypulse/bare (same run): {report['ratio_citypulse_over_bare']:.2f} of the deliveries/s "
+                     f"(by burst: {', '.join(f'{x:.2f}' for x in report['ratio_by_round'])}); "
+                     f"{report['server_cpu_ratio_citypulse_over_bare']:.2f}x the server CPU per delivery")
     return "\n".join(lines)
 
 
@@ -538,6 +658,8 @@ def parse_args(argv=None):
     parser.add_argument("--mode", choices=MODES + ("both",), default="both")
     parser.add_argument("-k", "--subscribers", type=int, default=DEFAULTS["subscribers"])
     parser.add_argument("-m", "--events", type=int, default=DEFAULTS["events"])
+    parser.add_argument("--rounds", type=int, default=DEFAULTS["rounds"],
+                        help="bursts the events are sent in, alternating modes (noise hits both alike)")
     parser.add_argument("--batch", type=int, default=DEFAULTS["batch"],
                         help="events per HTTP request (readings per POST; at most 1000 for citypulse)")
     parser.add_argument("--size", type=int, default=DEFAULTS["size"],
@@ -553,8 +675,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 1 <= args.batch <= 1000:
         parser.error("--batch must be 1..1000")
-    if args.subscribers < 1 or args.events < 1:
-        parser.error("--subscribers and --events must be positive")
+    if args.subscribers < 1 or args.events < 1 or args.rounds < 1:
+        parser.error("--subscribers, --events and --rounds must be positive")
     return args
 
 
@@ -562,7 +684,11 @@ def main(argv=None):
     args = parse_args(argv)
     opts = {key: getattr(args, key) for key in DEFAULTS if hasattr(args, key)}
     modes = MODES if args.mode == "both" else (args.mode,)
-    report = run(opts, modes)
+    try:
+        report = run(opts, modes)
+    except RuntimeError as exc:
+        print(f"fan-out benchmark failed: {exc}", file=sys.stderr)
+        return 1
     print()
     print(format_table(report))
     if args.json:

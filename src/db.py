@@ -5,7 +5,9 @@ The embedded engine (mongomock-ng) has two measured defects that this module fix
   (`engine_lock`), which also makes read-modify-write operations atomic;
 - its cursor re-slices the whole result list for every document it yields, which
   makes `list(find())` quadratic; `_patch_cursor` makes iteration linear.
-It still scans every collection on every query: callers bound their queries.
+It still scans every collection on every query: callers bound their queries. Its TTL indexes
+would cost a full scan per write, so on this engine they are created without expiry and the
+retention job deletes old documents instead.
 """
 import functools
 import json
@@ -133,14 +135,16 @@ def load_collection_specs():
         return json.load(fh)
 
 
-def _index_model(spec, ttl_seconds):
+def _index_model(spec, ttl_seconds, embedded=False):
     keys = [(field, DESCENDING if direction == -1 else ASCENDING) for field, direction in spec["keys"]]
     options = {"name": spec["name"]}
     if spec.get("unique"):
         options["unique"] = True
     if spec.get("sparse"):
         options["sparse"] = True
-    if "ttl" in spec:
+    # mongomock-ng checks every TTL index on every write, a scan of the whole collection each
+    # time (measured: 0.5 -> 12 ms per reading at 4k readings). The retention job expires instead.
+    if "ttl" in spec and not embedded:
         options["expireAfterSeconds"] = ttl_seconds if spec["ttl"] == "RAW_RETENTION" else int(spec["ttl"])
     return IndexModel(keys, **options)
 
@@ -161,7 +165,7 @@ def ensure_schema(db, raw_retention_hours):
             except CollectionInvalid:
                 pass  # another process created it first
         for index in spec.get("indexes", []):
-            model = _index_model(index, ttl_seconds)
+            model = _index_model(index, ttl_seconds, embedded)
             try:
                 db[name].create_indexes([model])
             except OperationFailure as exc:

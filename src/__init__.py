@@ -3,8 +3,9 @@ import logging
 import time
 
 from bson import ObjectId
-from flask import Flask, request
+from flask import Flask, Request, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from src import db, redis_client, schedulers
@@ -25,6 +26,7 @@ def create_app(config=None):
     app = Flask(__name__)
     app.config.from_object(config)
     app.json = CityPulseJSONProvider(app)
+    app.request_class = CityPulseRequest
     configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
@@ -130,8 +132,25 @@ def bootstrap_data(app):
                   exc.__class__.__name__)
 
 
+class CityPulseRequest(Request):
+    """Says what was wrong with a body that is not valid JSON (Flask hides it outside debug)."""
+
+    def on_json_loading_failed(self, e):
+        if e is None:  # not a JSON content type; the 415 guard answers first
+            return super().on_json_loading_failed(e)
+        raise BadRequest(f"The body is not valid JSON: {e}")
+
+
 class CityPulseJSONProvider(DefaultJSONProvider):
-    """ObjectIds as strings and datetimes as ISO 8601 UTC with Z, for any dict we return."""
+    """ObjectIds as strings and datetimes as ISO 8601 UTC with Z out; only storable JSON in."""
+
+    def loads(self, s, **kwargs):
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply")
+        _reject_lone_surrogates(value)
+        return value
 
     @staticmethod
     def default(o):
@@ -144,3 +163,19 @@ class CityPulseJSONProvider(DefaultJSONProvider):
         if isinstance(o, datetime):
             return isoformat_z(o)
         return DefaultJSONProvider.default(o)
+
+
+def _reject_lone_surrogates(value, depth=0):
+    """`"\\ud800"` is valid JSON but not storable text; refuse it at the door (400), not in the database."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("JSON contains invalid Unicode (a lone surrogate)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_lone_surrogates(key, depth + 1)
+            _reject_lone_surrogates(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_lone_surrogates(item, depth + 1)

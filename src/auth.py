@@ -35,7 +35,7 @@ def hash_password(password):
 def check_password(password, password_hash):
     try:
         return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
-    except ValueError:
+    except (ValueError, UnicodeError):
         return False
 
 
@@ -94,7 +94,7 @@ def decode_token(token, expected_type):
                             options={"require": ["sub", "role", "type", "jti", "exp", "iat"]})
     except jwt.ExpiredSignatureError:
         raise AuthError("Token has expired", error="token_expired")
-    except jwt.InvalidTokenError:
+    except (jwt.InvalidTokenError, UnicodeError, TypeError):
         raise AuthError("Token is invalid", error="token_invalid")
     if claims.get("type") != expected_type:
         raise AuthError(f"A {expected_type} token is required", error="wrong_token_type")
@@ -200,7 +200,7 @@ def rate_limit_key():
         try:
             claims = jwt.decode(token, _secret(), algorithms=[ALGORITHM])
             return f"user:{claims['sub']}"
-        except (jwt.InvalidTokenError, KeyError):
+        except (jwt.InvalidTokenError, KeyError, UnicodeError, TypeError):
             pass
     return f"ip:{get_remote_address()}"
 

@@ -89,6 +89,8 @@ def handle_http_exception(exc):
         }.get(status) or (exc.description if isinstance(exc.description, str) else exc.name)
     if status == 429:
         message = f"Rate limit exceeded: {exc.description}"
+    elif status == 400 and "messages" in data:
+        message = "The request body is not valid JSON"
     headers = {}
     response = exc.get_response()
     for name in ("Retry-After", "Allow", "WWW-Authenticate"):
@@ -118,6 +120,11 @@ def handle_duplicate_key(exc):
     return error_response(409, "A record with this value already exists", "conflict", errors)
 
 
+def handle_unstorable_text(exc):
+    """Text that cannot be stored (a lone surrogate) that got past the JSON loader."""
+    return error_response(400, "The request contains text that is not valid Unicode", "bad_request")
+
+
 def handle_database_unavailable(exc):
     """MongoDB is unreachable; say so without a stack trace."""
     log.error("database unavailable: %s", exc.__class__.__name__)
@@ -139,6 +146,7 @@ def register_error_handlers(app):
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(DuplicateKeyError, handle_duplicate_key)
+    app.register_error_handler(UnicodeEncodeError, handle_unstorable_text)
     for exc_class in (ServerSelectionTimeoutError, ConnectionFailure, AutoReconnect):
         app.register_error_handler(exc_class, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

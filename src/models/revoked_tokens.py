@@ -25,11 +25,10 @@ def revoke_user(db, user_id, cutoff, expires_at):
 
 
 def is_revoked(db, jti, user_id, issued_at):
-    entry = db.revoked_tokens.find_one(
-        {"jti": {"$in": [jti, f"user:{user_id}"]}}, {"cutoff": 1, "jti": 1})
-    if entry is None:
-        return False
-    return entry["jti"] == jti or issued_at < entry.get("cutoff", 0)
+    """True if this token, or every token of its user issued before a cutoff, was revoked."""
+    entries = list(db.revoked_tokens.find({"jti": {"$in": [jti, f"user:{user_id}"]}}, {"cutoff": 1, "jti": 1})
+                   .limit(2))
+    return any(e["jti"] == jti or issued_at < e.get("cutoff", 0) for e in entries)
 
 
 def purge_expired(db, now=None):

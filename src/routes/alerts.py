@@ -1,6 +1,6 @@
 """/api/alerts: the alert list, one alert, acknowledge and resolve."""
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src import auth
 from src.auth import auth_required, roles_required

@@ -1,5 +1,5 @@
 """/api/analytics: patterns, forecasts, KPIs and reports over the rollups."""
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src.auth import auth_required
 from src.schemas.analytics import PatternArgs, Patterns, PredictArgs, Prediction, RangeArgs, RangeReport, ReportArgs

@@ -2,7 +2,7 @@
 from flask import current_app, g
 from flask.views import MethodView
 from flask_limiter.util import get_remote_address
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src import auth
 from src.errors import ApiError

@@ -1,5 +1,5 @@
 """/api/dashboard: what the operations screen shows, from caches and rollups."""
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src.auth import auth_required
 from src.schemas.analytics import AlertsSummary, Overview, RealTimeData, Weekly

@@ -1,6 +1,6 @@
 """/api/emergency: incidents, units, dispatch and public broadcasts."""
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src import auth
 from src.auth import auth_required, roles_required

@@ -1,6 +1,6 @@
 """/api/energy: grid readings, consumption, renewables and load balancing."""
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src.auth import auth_required, roles_required
 from src.routes.reading_views import add_reading_routes

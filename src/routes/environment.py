@@ -1,5 +1,5 @@
 """/api/environment: air quality and noise readings, summaries and trends."""
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src.auth import auth_required
 from src.routes.reading_views import add_reading_routes

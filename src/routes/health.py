@@ -1,5 +1,5 @@
 """/api/health: liveness and dependency status, no auth."""
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src.extensions import limiter
 from src.schemas.health import HealthSchema

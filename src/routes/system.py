@@ -1,5 +1,5 @@
 """/api/system: scheduled jobs (admin)."""
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src.auth import roles_required
 from src.schemas.system import JobListSchema, JobRunSchema, JobSchema, PurgeSchema

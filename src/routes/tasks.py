@@ -1,5 +1,5 @@
 """/api/tasks: submit background work, watch it, cancel it, fetch its result."""
-from flask_smorest import Blueprint
+from src.routes.blueprint import Blueprint
 
 from src import auth
 from src.auth import auth_required, roles_required

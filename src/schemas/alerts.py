@@ -1,5 +1,7 @@
 """Schemas for /api/alerts."""
 import math
+import re
+import string
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -80,8 +82,32 @@ class RuleLevelSchema(Schema):
             raise ValidationError("Must be a finite number.", "value")
 
 
+TEMPLATE_FIELDS = ("value", "sensor_id", "severity", "threshold", "metric", "district", "name")
+SIMPLE_FORMAT = re.compile(r"^\.?\d{0,2}[fdg%]?$")
+
+
+def validate_template(template):
+    """Only the documented {fields}, with at most a short numeric format like {value:.1f}."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValidationError(f"Not a valid template: {exc}.")
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in TEMPLATE_FIELDS or conversion or not SIMPLE_FORMAT.match(spec or ""):
+            raise ValidationError(f"Template fields are {{{'}, {'.join(TEMPLATE_FIELDS)}}}, "
+                                  "optionally with a short format such as {value:.1f}.")
+
+
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number of sane size (huge ints overflow floats and BSON's 8-byte ints)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value)) and abs(value) < 1e15
+    except OverflowError:
+        return False
 
 
 class RuleCreateSchema(Schema):
@@ -91,7 +117,7 @@ class RuleCreateSchema(Schema):
     metric = fields.String(required=True, validate=validate.Length(min=1, max=64))
     type = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{2,48}$"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    message = fields.String(validate=validate.Length(max=300), metadata={
+    message = fields.String(validate=[validate.Length(max=300), validate_template], metadata={
         "description": "template with {value} {sensor_id} {severity} {threshold} {metric} {district} {name}"})
     levels = fields.List(fields.Nested(RuleLevelSchema), required=True, validate=validate.Length(min=1, max=4))
     enabled = fields.Boolean(load_default=True)
@@ -108,7 +134,7 @@ class RuleCreateSchema(Schema):
 
 class RuleUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(min=1, max=120))
-    message = fields.String(validate=validate.Length(max=300))
+    message = fields.String(validate=[validate.Length(max=300), validate_template])
     levels = fields.List(fields.Nested(RuleLevelSchema), validate=validate.Length(min=1, max=4))
     enabled = fields.Boolean()
 

@@ -16,18 +16,27 @@ def isoformat_z(value):
     return to_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+MIN_YEAR, MAX_YEAR = 1970, 2100
+
+
 class UTCDateTime(fields.DateTime):
-    """Loads any ISO 8601 time (naive means UTC) as aware UTC; dumps ISO 8601 with `Z`."""
+    """Loads any ISO 8601 time (naive means UTC) in 1970-2100 as aware UTC; dumps ISO 8601 with `Z`."""
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else isoformat_z(value)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, datetime):  # internal callers (simulators) pass datetimes
-            return to_utc(value)
-        if isinstance(value, str) and value.endswith(("Z", "z")):
-            value = value[:-1] + "+00:00"
-        return to_utc(super()._deserialize(value, attr, data, **kwargs))
+        if not isinstance(value, datetime):  # internal callers (simulators) pass datetimes
+            if isinstance(value, str) and value.endswith(("Z", "z")):
+                value = value[:-1] + "+00:00"
+            value = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            value = to_utc(value)
+        except OverflowError:
+            raise ValidationError(f"Time must be between {MIN_YEAR} and {MAX_YEAR}.")
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise ValidationError(f"Time must be between {MIN_YEAR} and {MAX_YEAR}.")
+        return value
 
 
 class ObjectIdString(fields.String):
@@ -45,7 +54,11 @@ class Password(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
-        if len(value.encode("utf-8")) > 72:
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("Password is not valid text.")
+        if len(encoded) > 72:
             raise ValidationError("Password must be at most 72 bytes.")
         return value
 

@@ -121,8 +121,11 @@ class RoutePoint(fields.Field):
                 raise ValidationError("A node id has 1-64 characters.")
             return value
         if isinstance(value, (list, tuple)) and len(value) == 2:
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
-                lng, lat = float(value[0]), float(value[1])
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                try:
+                    lng, lat = float(value[0]), float(value[1])
+                except OverflowError:  # ints too big for a float
+                    lng = lat = math.inf
                 if -180 <= lng <= 180 and -90 <= lat <= 90:
                     return (lng, lat)
         raise ValidationError("Give [lng, lat] within [-180, 180] and [-90, 90], or a node id string.")

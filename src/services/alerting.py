@@ -46,6 +46,10 @@ def render_message(rule, level, reading, value):
               "threshold": format_threshold(level), "metric": rule["metric"],
               "district": reading.get("district") or "-", "name": rule.get("name", rule["metric"])}
     try:
-        return template.format(**fields)
-    except (KeyError, IndexError, ValueError):
-        return f"{rule.get('name', rule['metric'])}: {fields['value']} at {fields['sensor_id']}"
+        # Templates are validated on the way in; rules stored before that must not break ingest.
+        message = template.format(**fields)
+        if len(message) <= 500:
+            return message
+    except Exception:
+        pass
+    return f"{rule.get('name', rule['metric'])}: {fields['value']} at {fields['sensor_id']}"

@@ -44,17 +44,26 @@ def ingest(module, payload, source="api"):
         attach_bin_context(db, stored)
 
     readings.insert_many(db, stored)
-    update_entities(db, module, stored)
-    cache = get_cache(current_app)
-    for reading in newest_per_sensor(stored):
-        cache.record(module, reading)
-        latest.upsert(db, module, reading)
+    # The readings are stored: from here on a failure is logged, never turned into an error
+    # response that would make a client retry (and store them twice).
+    try:
+        update_entities(db, module, stored)
+        cache = get_cache(current_app)
+        for reading in newest_per_sensor(stored):
+            cache.record(module, reading)
+            latest.upsert(db, module, reading)
+    except Exception:
+        log.exception("updating entities/latest after storing %d %s readings failed", len(stored), module)
     metrics.readings_ingested.add(len(stored))
 
     rules = rule_cache().for_module(db, module)
-    for reading in stored:
-        broadcast.emit_reading(module, reading)
-        apply_rules(db, module, reading, rules)
+    # In time order, so an older reading later in a batch cannot resolve a newer one's alert.
+    for reading in sorted(stored, key=lambda r: r["timestamp"]):
+        try:
+            broadcast.emit_reading(module, reading)
+            apply_rules(db, module, reading, rules)
+        except Exception:
+            log.exception("alerting/broadcast failed for %s reading of %s", module, reading.get("sensor_id"))
     return stored
 
 

@@ -6,6 +6,8 @@ from marshmallow import ValidationError
 from pymongo.errors import AutoReconnect, ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from src.models.rollups import RangeTooLarge
+
 log = logging.getLogger(__name__)
 
 ERROR_CODES = {
@@ -120,6 +122,12 @@ def handle_duplicate_key(exc):
     return error_response(409, "A record with this value already exists", "conflict", errors)
 
 
+def handle_range_too_large(exc):
+    """An aggregate over more history than a request may read."""
+    return error_response(422, f"The range is too large for one request: {exc}. For long ranges submit a "
+                               "report_generation or data_export task.", "range_too_large")
+
+
 def handle_unstorable_text(exc):
     """Text that cannot be stored (a lone surrogate) that got past the JSON loader."""
     return error_response(400, "The request contains text that is not valid Unicode", "bad_request")
@@ -147,6 +155,7 @@ def register_error_handlers(app):
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(DuplicateKeyError, handle_duplicate_key)
     app.register_error_handler(UnicodeEncodeError, handle_unstorable_text)
+    app.register_error_handler(RangeTooLarge, handle_range_too_large)
     for exc_class in (ServerSelectionTimeoutError, ConnectionFailure, AutoReconnect):
         app.register_error_handler(exc_class, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

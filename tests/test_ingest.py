@@ -176,3 +176,13 @@ def test_every_module_single_batch_invalid_and_history(app, client, operator, mo
     assert stamps == sorted(stamps) and stamps[0] == iso(base + timedelta(minutes=10)).replace("Z", ".000Z")
     rest = client.get(f"/api/{module}/data", headers=operator, query_string=dict(window, offset=4)).get_json()
     assert len(rest["items"]) == 2
+
+
+def test_readings_older_than_retention_are_refused(app_factory):
+    from tests.conftest import login
+
+    client = app_factory(RAW_RETENTION_HOURS=2).test_client()
+    headers = bearer(login(client)["access_token"])
+    old = iso(datetime.now(timezone.utc) - timedelta(hours=3))
+    response = client.post("/api/traffic/data", headers=headers, json=[TRAFFIC, dict(TRAFFIC, timestamp=old)])
+    assert response.status_code == 422 and "retention" in str(response.get_json()["errors"]["1"]["timestamp"])

@@ -116,3 +116,37 @@ def test_trends_average_across_sensors(app, client, admin_headers):
     hour = [i for i in trends["items"] if i["period_start"] == iso(HOUR).replace("+00:00", "Z")
             or i["period_start"].startswith(HOUR.strftime("%Y-%m-%dT%H"))][0]
     assert hour["pm25"]["avg"] == 20.0 and hour["readings"] == 2
+
+
+def test_a_late_reading_from_long_ago_does_not_truncate_other_buckets(app, client, admin_headers, monkeypatch):
+    """Each touched hour is recomputed from its own readings, so one old reading reads one old hour."""
+    monkeypatch.setattr(rollups, "MAX_SCAN", 5)
+    now_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    for minute in range(4):
+        post(client, admin_headers, "TRF-L1", minute, 10, 10.0, hour=now_hour)
+    post(client, admin_headers, "TRF-L1", 0, 99, 10.0, hour=now_hour - timedelta(days=20))
+    with app.app_context():
+        rollups.refresh(get_db(app))
+    current = get_db(app).readings_hourly.find_one({"_id": rollups.bucket_id("traffic", "TRF-L1", now_hour)})
+    assert current["count"] == 4
+
+
+def test_hour_history_pages_newest_first_in_the_database(app, client, admin_headers):
+    for h in range(30):
+        post(client, admin_headers, "TRF-H", 5, h, 10.0, hour=HOUR - timedelta(hours=h))
+    with app.app_context():
+        rollups.refresh(get_db(app))
+    page = client.get("/api/traffic/data", headers=admin_headers,
+                      query_string={"resolution": "hour", "sensor_id": "TRF-H", "limit": 5, "offset": 5}).get_json()
+    assert page["total"] == 30
+    assert [i["metrics"]["vehicle_count"]["avg"] for i in page["items"]] == [5.0, 6.0, 7.0, 8.0, 9.0]
+
+
+def test_too_large_a_range_is_422_not_a_silently_cut_answer(app, client, admin_headers, monkeypatch):
+    monkeypatch.setattr(rollups, "MAX_BUCKETS", 3)
+    for h in range(5):
+        post(client, admin_headers, "TRF-X", 5, h, 10.0, hour=HOUR - timedelta(hours=h))
+    with app.app_context():
+        rollups.refresh(get_db(app))
+    response = client.get("/api/traffic/data", headers=admin_headers, query_string={"resolution": "day"})
+    assert response.status_code == 422 and response.get_json()["error"] == "range_too_large"

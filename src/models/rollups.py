@@ -9,7 +9,11 @@ just before a run may be committed just after it.
 """
 from datetime import datetime, timedelta, timezone
 
+import logging
+
 from pymongo import UpdateOne
+
+log = logging.getLogger(__name__)
 
 STATE_ID = "readings_hourly"
 LAG_S = 10
@@ -21,8 +25,14 @@ METRICS = {
                "voltage_kv", "utilization_pct", "renewable_pct", "renewable_mw"),
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# Readings read per rollup run at most; a bigger backlog is caught up over several runs.
+# Readings of one hour read per query at most (a safety net; about 100 sensors every 10 s is 36k).
 MAX_SCAN = 500000
+# Hourly buckets one request may aggregate; more means the range is too large for a request.
+MAX_BUCKETS = 100000
+
+
+class RangeTooLarge(Exception):
+    """A query would aggregate more buckets than a request may."""
 
 
 def hour_of(ts):
@@ -46,33 +56,37 @@ def aggregate(module, docs):
 
 
 def recompute_buckets(db, buckets):
-    """Rebuild the given (module, sensor, hour) buckets from raw readings, in one range query.
+    """Rebuild the given (module, sensor, hour) buckets from raw readings, one query per hour.
 
-    One query for the whole span keeps the embedded engine (which scans a collection per query)
-    at one scan per run instead of one per bucket.
+    Querying per hour (for just the touched sensors) keeps each scan to one hour of readings, so a
+    single late reading from long ago cannot make a run read days of history. A bucket whose
+    query hit the safety limit is skipped, never written with partial counts.
     """
-    if not buckets:
-        return []
-    first = min(hour for _, _, hour in buckets)
-    last = max(hour for _, _, hour in buckets) + timedelta(hours=1)
+    by_hour = {}
+    for module, sensor_id, hour in buckets:
+        by_hour.setdefault(hour, set()).add(sensor_id)
     fields = {"_id": 0, "module": 1, "sensor_id": 1, "timestamp": 1, "district": 1, "source": 1}
     for names in METRICS.values():
         fields.update({m: 1 for m in names})
-    grouped = {bucket: [] for bucket in buckets}
-    for doc in db.readings.find({"timestamp": {"$gte": first, "$lt": last}}, fields).limit(MAX_SCAN):
-        key = (doc["module"], doc["sensor_id"], hour_of(doc["timestamp"]))
-        if key in grouped:
-            grouped[key].append(doc)
     now = datetime.now(timezone.utc)
     writes = []
-    for (module, sensor_id, hour), docs in grouped.items():
-        if not docs:
-            continue  # its readings aged out of retention: keep the bucket as it was
-        district = next((d["district"] for d in docs if d.get("district")), None)
-        doc = {"module": module, "sensor_id": sensor_id, "district": district, "hour": hour, "count": len(docs),
-               "metrics": aggregate(module, docs), "sources": sorted({d.get("source") or "api" for d in docs}),
-               "updated_at": now}
-        writes.append(UpdateOne({"_id": bucket_id(module, sensor_id, hour)}, {"$set": doc}, upsert=True))
+    for hour, sensors in sorted(by_hour.items()):
+        query = {"timestamp": {"$gte": hour, "$lt": hour + timedelta(hours=1)}, "sensor_id": {"$in": sorted(sensors)}}
+        docs = list(db.readings.find(query, fields).limit(MAX_SCAN + 1))
+        if len(docs) > MAX_SCAN:
+            log.error("rollup of %s skipped: more than %d readings in one hour", hour, MAX_SCAN)
+            continue
+        grouped = {}
+        for doc in docs:
+            grouped.setdefault((doc["module"], doc["sensor_id"]), []).append(doc)
+        for (module, sensor_id), group in grouped.items():
+            if (module, sensor_id, hour) not in buckets:
+                continue
+            district = next((d["district"] for d in group if d.get("district")), None)
+            doc = {"module": module, "sensor_id": sensor_id, "district": district, "hour": hour, "count": len(group),
+                   "metrics": aggregate(module, group), "sources": sorted({d.get("source") or "api" for d in group}),
+                   "updated_at": now}
+            writes.append(UpdateOne({"_id": bucket_id(module, sensor_id, hour)}, {"$set": doc}, upsert=True))
     return writes
 
 
@@ -136,10 +150,14 @@ def _query(module, sensor_id=None, district=None, start=None, end=None):
     return query
 
 
-def hourly(db, module, sensor_id=None, district=None, start=None, end=None, limit=10000):
-    """Hourly bucket documents in time order."""
-    return list(db.readings_hourly.find(_query(module, sensor_id, district, start, end))
-                .sort([("hour", 1), ("sensor_id", 1)]).limit(limit))
+def hourly(db, module, sensor_id=None, district=None, start=None, end=None, limit=None):
+    """Hourly bucket documents in time order; RangeTooLarge rather than a silently cut list."""
+    limit = limit or MAX_BUCKETS
+    docs = list(db.readings_hourly.find(_query(module, sensor_id, district, start, end))
+                .sort([("hour", 1), ("sensor_id", 1)]).limit(limit + 1))
+    if len(docs) > limit:
+        raise RangeTooLarge(f"more than {limit} hourly buckets; narrow the range or filter by sensor or district")
+    return docs
 
 
 def merge(module, buckets):
@@ -162,10 +180,10 @@ def period_start(hour, resolution):
 
 
 def series(db, module, resolution, sensor_id=None, district=None, start=None, end=None, per_sensor=True,
-           limit=10000):
+           limit=None):
     """Aggregates per period (and per sensor unless per_sensor=False), oldest first."""
     groups = {}
-    for bucket in hourly(db, module, sensor_id, district, start, end, limit=limit * (24 if resolution == "day" else 1)):
+    for bucket in hourly(db, module, sensor_id, district, start, end, limit=limit):
         key = (period_start(bucket["hour"], resolution), bucket["sensor_id"] if per_sensor else None)
         groups.setdefault(key, []).append(bucket)
     items = []
@@ -182,7 +200,19 @@ def series(db, module, resolution, sensor_id=None, district=None, start=None, en
 
 def series_page(db, module, resolution, sensor_id=None, district=None, start=None, end=None, limit=50, offset=0,
                 descending=True):
-    """A page of per-sensor aggregates for the history endpoints: {items, total}."""
+    """A page of per-sensor aggregates for the history endpoints: {items, total}.
+
+    Hour resolution pages in the database (each bucket is one item); day resolution merges the
+    range's buckets, so a range too large for that raises RangeTooLarge.
+    """
+    if resolution == "hour":
+        query = _query(module, sensor_id, district, start, end)
+        direction = -1 if descending else 1
+        buckets = list(db.readings_hourly.find(query).sort([("hour", direction), ("sensor_id", 1)])
+                       .skip(offset).limit(limit))
+        items = [{"period_start": b["hour"], "resolution": "hour", "count": b["count"], "metrics": merge(module, [b]),
+                  "sensor_id": b["sensor_id"], "district": b.get("district")} for b in buckets]
+        return {"items": items, "total": db.readings_hourly.count_documents(query)}
     items = series(db, module, resolution, sensor_id, district, start, end)
     if descending:
         items.reverse()

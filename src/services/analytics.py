@@ -15,7 +15,6 @@ KEY_METRICS = {"traffic": ("vehicle_count", "average_speed", "congestion_level")
                "waste": ("fill_level_pct", "temperature_c"),
                "energy": ("load_mw", "utilization_pct", "renewable_pct", "frequency_hz")}
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-MAX_BUCKETS = 50000
 
 
 def default_range(start=None, end=None, span=timedelta(hours=24)):
@@ -30,7 +29,7 @@ def _summarise(metrics, names):
 
 def module_summary(db, module, start, end, district=None):
     """Readings, sensors and key-metric stats of one module over [start, end)."""
-    buckets = rollups.hourly(db, module, district=district, start=start, end=end, limit=MAX_BUCKETS)
+    buckets = rollups.hourly(db, module, district=district, start=start, end=end)
     merged = rollups.merge(module, buckets)
     return {"readings": sum(b["count"] for b in buckets), "sensors": len({b["sensor_id"] for b in buckets}),
             "metrics": _summarise(merged, KEY_METRICS[module])}
@@ -60,8 +59,7 @@ def traffic_patterns(start=None, end=None, district=None, sensor_id=None, metric
     db = get_db()
     rollups.refresh_if_stale(db)
     hours, days = {}, {}
-    for bucket in rollups.hourly(db, "traffic", sensor_id=sensor_id, district=district, start=start, end=end,
-                                 limit=MAX_BUCKETS):
+    for bucket in rollups.hourly(db, "traffic", sensor_id=sensor_id, district=district, start=start, end=end):
         agg = bucket["metrics"].get(metric)
         if not agg:
             continue
@@ -82,7 +80,7 @@ def traffic_patterns(start=None, end=None, district=None, sensor_id=None, metric
 def hourly_series(db, module, metric, start, end, sensor_id=None, district=None):
     """One value per hour in [start, end) (None where nothing was recorded), oldest first."""
     series = rollups.series(db, module, "hour", sensor_id=sensor_id, district=district, start=start, end=end,
-                            per_sensor=False, limit=MAX_BUCKETS)
+                            per_sensor=False)
     by_hour = {p["period_start"]: p["metrics"].get(metric, {}).get("avg") for p in series}
     first = rollups.hour_of(start)
     hours = int((end - first).total_seconds() // 3600)

@@ -6,6 +6,7 @@ batch before anything is written, so a bad item stores nothing.
 import logging
 import threading
 import time
+from datetime import timedelta
 
 from flask import current_app
 from marshmallow import ValidationError
@@ -70,12 +71,18 @@ def ingest(module, payload, source="api"):
 def validate_batch(db, module, items, batch):
     """Load every item with the module schema; errors name the item index (batches) and field."""
     schema = READING_SCHEMAS[module]()
+    retention_h = current_app.config["RAW_RETENTION_HOURS"]
+    # Older readings would be expired at once (and make the rollup re-read old hours).
+    oldest = now_utc() - timedelta(hours=retention_h)
     loaded, errors = [], {}
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise ValidationError({"_schema": ["Each reading must be a JSON object."]})
-            loaded.append(schema.load(item))
+            reading = schema.load(item)
+            if reading["timestamp"] < oldest:
+                raise ValidationError({"timestamp": [f"Older than the raw retention window ({retention_h} h)."]})
+            loaded.append(reading)
         except ValidationError as exc:
             errors[str(index)] = exc.messages
     if module == "waste" and not errors:

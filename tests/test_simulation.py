@@ -121,7 +121,7 @@ def test_simulated_readings_raise_alerts_through_the_rules(sim_app):
 
 
 def test_retention_deletes_only_old_raw_readings(app_factory, admin_headers):
-    app = app_factory(RAW_RETENTION_HOURS=2)
+    app = app_factory(RAW_RETENTION_HOURS=4)  # ingest refuses readings already past retention
     client = app.test_client()
     from tests.conftest import bearer, login
 
@@ -135,6 +135,7 @@ def test_retention_deletes_only_old_raw_readings(app_factory, admin_headers):
         assert client.post("/api/traffic/data", headers=headers, json={
             "sensor_id": f"T{minutes}", "vehicle_count": 1, "average_speed": 20.0, "congestion_level": 10.0,
             "timestamp": ts}).status_code == 201
+    app.config["RAW_RETENTION_HOURS"] = 2
     with app.app_context():
         deleted = housekeeping_jobs.retention(now)
         left = sorted(r["sensor_id"] for r in readings.find_range(get_db(), "traffic", limit=10)["items"])

@@ -4,6 +4,8 @@ The city is the seeded one (seed 42): TRF-007 watches phase ns at intersection N
 (Downtown), TRF-017 watches ns at N-3-6, and row 3 of the grid is a 60 km/h arterial with
 0.55 km blocks, so N-3-0 -> N-3-6 is 6 blocks = 3.3 km in 3.3 min.
 """
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from src import create_app
@@ -179,7 +181,8 @@ def test_webster_plan_from_latest_flows_of_one_intersection(client, admin_header
 
 def test_critical_flow_is_the_highest_of_a_phase_and_newest_reading_counts(client, admin_headers):
     post_readings(client, admin_headers, [
-        {"sensor_id": "TRF-007", "vehicle_count": 30, "timestamp": "2026-01-01T00:00:00Z"},  # older: ignored
+        {"sensor_id": "TRF-007", "vehicle_count": 30,
+         "timestamp": (datetime.now(timezone.utc) - timedelta(hours=2)).isoformat()},  # older: ignored
         {"sensor_id": "TRF-007", "vehicle_count": 10},
         # Extra sensors at N-5-4 alternate from the free phase: XTRA-1 ew, XTRA-2 ns.
         {"sensor_id": "XTRA-1", "vehicle_count": 8, "location": node_point("N-5-4")},

@@ -154,3 +154,26 @@ def test_rule_validation(client, admin_headers):
     unknown_metric = dict(bad, metric="sunshine", levels=[{"severity": "high", "op": "gt", "value": 1}])
     response = client.post("/api/alerts/rules", headers=admin_headers, json=unknown_metric)
     assert response.status_code == 422 and "metric" in response.get_json()["errors"]
+
+
+def test_disabling_a_rule_resolves_its_open_alerts(client, admin_headers, emitted):
+    post_env(client, admin_headers, 5.0, noise_db=99.0)
+    [alert] = open_alerts(client, admin_headers)
+    assert client.patch("/api/alerts/rules/environment.noise", headers=admin_headers,
+                        json={"enabled": False}).status_code == 200
+    assert open_alerts(client, admin_headers) == []
+    resolved = client.get(f"/api/alerts/{alert['id']}", headers=admin_headers).get_json()
+    assert resolved["resolved_by"] == "system" and resolved["note"] == "rule disabled"
+    assert emitted[-1][0] == "emit_alert_updated"
+
+
+def test_alert_updated_reaches_every_severity_room_the_alert_was_in(client, admin_headers, monkeypatch):
+    from src.events import broadcast as module
+
+    sent = []
+    monkeypatch.setattr(module, "_emit", lambda event, payload, to: sent.append((event, to)))
+    post_env(client, admin_headers, 300.0)  # critical
+    post_env(client, admin_headers, 150.0)  # AQI 225: high, de-escalated
+    post_env(client, admin_headers, 5.0)    # resolved
+    updates = [to for event, to in sent if event == "alert_updated"]
+    assert sorted(updates[-1]) == ["alerts:environment:critical", "alerts:environment:high"]

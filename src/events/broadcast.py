@@ -53,7 +53,9 @@ def emit_alert_updated(alert, change):
     payload = alert_payload(alert, change=change, acknowledged_by=alert.get("acknowledged_by"),
                             acknowledged_at=alert.get("acknowledged_at"), resolved_by=alert.get("resolved_by"),
                             resolved_at=alert.get("resolved_at"), note=alert.get("note"))
-    _emit("alert_updated", payload, rooms.alert_room(alert["module"], alert["severity"]))
+    # Everyone who saw the alert at some severity hears how it ends, not only today's severity.
+    severities = {alert["severity"]} | {step.get("from") for step in alert.get("severity_history") or []}
+    _emit("alert_updated", payload, [rooms.alert_room(alert["module"], s) for s in sorted(severities) if s])
 
 
 def emit_task_status(owner_id, status):

@@ -168,14 +168,15 @@ def on_subscribe_alerts(client, data):
     """Replace the alert subscription; with `since`, replay missed alerts first."""
     modules, severities = data["modules"], data["severity_levels"]
     wanted = room_names.alert_rooms(modules, severities)
-    if data["since"] is not None:
+    since = realtime.resolve_since(data["since"]) if data["since"] is not None else None  # may refuse: rooms untouched
+    if since is not None:
         seam.guards.open(request.sid)  # before joining: live copies from now on are tracked
     _set_alert_rooms(wanted)
     client["subscription"] = {"modules": modules or list(room_names.MODULES),
                               "severity_levels": severities or list(room_names.SEVERITIES)}
     result = {"subscription": client["subscription"], "rooms": len(wanted)}
-    if data["since"] is not None:
-        result.update(realtime.replay_missed(request.sid, modules, severities, data["since"]))
+    if since is not None:
+        result.update(realtime.replay_missed(request.sid, modules, severities, since))
     return result
 
 

@@ -74,10 +74,13 @@ def raise_or_bump(db, *, module, sensor_id, rule_id, alert_type, severity, messa
     if change == "escalated":
         # News to subscribers of the higher severity, and back on the operators' active list.
         fields.update(raised_at=now, status="active")
+    # Conditional on the severity we saw: of two concurrent escalations only one wins and is announced.
     after = db.alerts.find_one_and_update(
-        {"_id": before["_id"]},
+        {"_id": before["_id"], "severity_rank": before["severity_rank"]},
         {"$set": fields, "$push": {"severity_history": {"from": before["severity"], "to": severity, "at": now}}},
         return_document=ReturnDocument.AFTER)
+    if after is None:
+        return db.alerts.find_one({"_id": before["_id"]}), "repeated"
     return after, change
 
 
@@ -94,6 +97,16 @@ def _resolve(query, db, by, note, now):
     return db.alerts.find_one_and_update(
         dict(query, status={"$in": list(OPEN_STATUSES)}),
         {"$set": changes, "$unset": {"open_key": ""}}, return_document=ReturnDocument.AFTER)
+
+
+def resolve_open_for_rule(db, rule_id, by="system", note=None, limit=10000):
+    """Resolve every open alert of a rule (it was disabled or deleted); returns them."""
+    resolved = []
+    for doc in db.alerts.find({"rule_id": rule_id, "open_key": {"$exists": True}}, {"_id": 1}).limit(limit):
+        alert = _resolve({"_id": doc["_id"]}, db, by, note, None)
+        if alert:
+            resolved.append(alert)
+    return resolved
 
 
 def resolve(db, alert_id, by, note=None):

@@ -81,23 +81,26 @@ def retry_later(db, task_id, worker_id, error, delay_s, now=None):
 
 
 def requeue_expired(db, now=None, limit=100):
-    """Return tasks whose worker stopped renewing its lease to the queue (or fail them if out of tries)."""
+    """Return tasks whose worker stopped renewing its lease to the queue, or fail them if out of tries.
+
+    Each decision is one conditional update on the lease we saw expire, so a task is never
+    briefly queued with no attempts left (where another worker could run it once too often).
+    """
     now = now or _now()
     changed = []
-    for _ in range(limit):
-        task = db.tasks.find_one_and_update(
-            {"status": "running", "lease_expires_at": {"$lt": now}},
-            {"$set": {"status": "queued", "run_after": min(now, _now()), "updated_at": now, "worker_id": None,
-                      "lease_expires_at": None, "last_error": "worker lost (lease expired)"}},
-            return_document=ReturnDocument.AFTER)
-        if task is None:
-            break
+    expired = list(db.tasks.find({"status": "running", "lease_expires_at": {"$lt": now}},
+                                 {"attempts": 1, "max_attempts": 1, "lease_expires_at": 1}).limit(limit))
+    for task in expired:
+        seen = {"_id": task["_id"], "status": "running", "lease_expires_at": task["lease_expires_at"]}
         if task["attempts"] >= task["max_attempts"]:
-            task = db.tasks.find_one_and_update(
-                {"_id": task["_id"], "status": "queued"},
-                {"$set": {"status": "failed", "finished_at": now, "error": "worker lost (lease expired) "
-                          "and no attempts left"}}, return_document=ReturnDocument.AFTER) or task
-        changed.append(task)
+            changes = {"status": "failed", "finished_at": now,
+                       "error": "worker lost (lease expired) and no attempts left"}
+        else:
+            changes = {"status": "queued", "run_after": min(now, _now()), "last_error": "worker lost (lease expired)"}
+        changes.update(updated_at=now, worker_id=None, lease_expires_at=None)
+        updated = db.tasks.find_one_and_update(seen, {"$set": changes}, return_document=ReturnDocument.AFTER)
+        if updated:
+            changed.append(updated)
     return changed
 
 

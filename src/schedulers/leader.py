@@ -6,6 +6,7 @@ claimed with an atomic find_one_and_update, which also serves a single embedded 
 import logging
 import os
 import socket
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -38,10 +39,21 @@ class LeaderLock:
         self.app = app
         self.ttl_s = ttl_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.is_leader = False
+        self._leader = False
+        self._valid_until = 0.0
         self.redis = get_redis(app)
         self.backend = "redis" if self.redis is not None else "mongodb"
         self.key = f"{app.config['RATELIMIT_KEY_PREFIX']}:{LOCK_NAME}"
+
+    @property
+    def is_leader(self):
+        """Leader only until the lock we last confirmed could have expired (no split brain if beats stall)."""
+        return self._leader and time.monotonic() < self._valid_until
+
+    @is_leader.setter
+    def is_leader(self, value):
+        self._leader = value
+        self._valid_until = time.monotonic() + self.ttl_s * 0.9 if value else 0.0
 
     @classmethod
     def for_app(cls, app):
@@ -49,19 +61,22 @@ class LeaderLock:
 
     def heartbeat(self):
         """Acquire or renew the lock (the scheduler calls this every ttl/3)."""
+        started = time.monotonic()
         try:
             held = self._redis_beat() if self.redis is not None else self._mongo_beat()
         except Exception:
             log.exception("leader heartbeat failed; stepping down")
             held = False
-        if held != self.is_leader:
+        if held != self._leader:
             log.info("scheduler leadership %s (%s)", "acquired" if held else "lost", self.owner)
-        self.is_leader = held
+        self._leader = held
+        # Count from before the round trip: the lock's own clock started no later than that.
+        self._valid_until = started + self.ttl_s * 0.9 if held else 0.0
         return held
 
     def _redis_beat(self):
         ttl_ms = int(self.ttl_s * 1000)
-        if self.is_leader and self.redis.eval(RENEW_SCRIPT, 1, self.key, self.owner, ttl_ms):
+        if self._leader and self.redis.eval(RENEW_SCRIPT, 1, self.key, self.owner, ttl_ms):
             return True
         return bool(self.redis.set(self.key, self.owner, nx=True, px=ttl_ms))
 

@@ -4,7 +4,8 @@ from pymongo.errors import DuplicateKeyError
 
 from src.db import get_db
 from src.errors import ApiError
-from src.models import alert_rules
+from src.events import broadcast
+from src.models import alert_rules, alerts
 
 
 def _invalidate():
@@ -42,11 +43,20 @@ def create_rule(data):
 
 
 def update_rule(rule_id, changes):
+    """Change a rule; disabling it resolves its open alerts (nothing would ever resolve them)."""
     rule = alert_rules.update(get_db(), rule_id, changes) if changes else get_rule(rule_id)
     if rule is None:
         raise ApiError(f"Rule {rule_id} not found", status=404)
+    if changes.get("enabled") is False:
+        _resolve_open(rule_id, "rule disabled")
     _invalidate()
     return rule
+
+
+def _resolve_open(rule_id, note):
+    for alert in alerts.resolve_open_for_rule(get_db(), rule_id, by="system", note=note):
+        current_app.extensions["open_alerts"].discard(alerts.open_key(alert.get("sensor_id"), rule_id))
+        broadcast.emit_alert_updated(alert, "resolved")
 
 
 def delete_rule(rule_id):
@@ -55,4 +65,5 @@ def delete_rule(rule_id):
     if rule.get("builtin"):
         raise ApiError("Built-in rules cannot be deleted; disable them instead", status=409, error="builtin_rule")
     alert_rules.delete(get_db(), rule_id)
+    _resolve_open(rule_id, "rule deleted")
     _invalidate()

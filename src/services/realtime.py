@@ -23,7 +23,13 @@ def latest_snapshot(data_type):
 
 
 def resolve_since(since):
-    """(time, alert ObjectId or None) from an alert id or an aware datetime."""
+    """(time, alert ObjectId or None) from an alert id or an aware datetime.
+
+    An alert id resumes from that alert's creation: if it escalated since, the escalation is
+    news and is replayed too (a repeat is better than a gap).
+    """
+    if isinstance(since, tuple):
+        return since
     if isinstance(since, datetime):
         return since, None
     alert = alerts.get(get_db(), since)

@@ -409,3 +409,27 @@ def test_public_alert_reaches_every_connected_client(connect, admin):
         assert alert["created_at"].endswith("Z") and alert["id"]
     assert viewer.post("/api/emergency/alerts/broadcast", {"title": "x", "message": "y", "severity": "low"}
                        ).status_code == 403
+
+
+def test_sessions_end_when_their_token_is_revoked(live_server):
+    server = live_server(SCHEDULER_ENABLED="true", SIMULATION_ENABLED="false", SYSTEM_UPDATE_INTERVAL_S="0.5",
+                         RATELIMIT_ENABLED="false")
+    api = Api(server)
+    client = RecordingClient(server.url, token=api.token).connect()
+    assert api.post("/api/auth/logout", {}).status_code == 200
+    import time
+
+    deadline = time.time() + 5
+    while client.sio.connected and time.time() < deadline:
+        time.sleep(0.1)
+    assert not client.sio.connected, "a revoked token's socket is disconnected"
+
+
+def test_events_after_token_expiry_are_refused(live_server):
+    server = live_server(JWT_ACCESS_TTL_S="2", RATELIMIT_ENABLED="false")
+    client = RecordingClient(server.url, token=Api(server).token).connect()
+    import time
+
+    time.sleep(2.5)
+    ack = client.call("join_room", {"room": "system"})
+    assert ack["ok"] is False and ack["error"] == "token_expired"

@@ -75,6 +75,9 @@ def client_event(name, schema_class=EmptySchema):
             client = clients.get(request.sid)
             if client is None:
                 return _fail(name, "unauthorized", "Not authenticated")
+            if client["claims"]["exp"] < time.time():
+                socketio.start_background_task(_disconnect_soon, request.sid)  # after this ack is sent
+                return _fail(name, "token_expired", "Your token expired; reconnect with a fresh one")
             if not client["bucket"].take():
                 metrics.refused_events.add()
                 return _fail(name, "rate_limited", "Too many events; this one was dropped")
@@ -113,7 +116,7 @@ def on_connect(auth_payload=None):
         raise ConnectionRefusedError("The server could not authenticate you", {"error": "internal_error"})
     config = current_app.config
     clients[request.sid] = {
-        "user_id": str(user["_id"]), "role": user["role"], "email": user["email"],
+        "user_id": str(user["_id"]), "role": user["role"], "email": user["email"], "claims": claims,
         "bucket": TokenBucket(config["SOCKET_EVENTS_PER_SECOND"], config["SOCKET_EVENTS_BURST"]),
         "subscription": None,
     }
@@ -196,3 +199,22 @@ def on_request_real_time_data(client, data):
     if not getattr(_event_context, "ack_requested", False):
         emit("real_time_data", snapshot)
     return snapshot
+
+
+def _disconnect_soon(sid):
+    socketio.sleep(0.2)
+    clients.pop(sid, None)
+    socketio.server.disconnect(sid)
+
+
+def disconnect_stale_sessions(check_revocation=True):
+    """Disconnect clients whose token expired or was revoked (logout, password change) since they joined."""
+    now = time.time()
+    dropped = 0
+    for sid, client in list(clients.items()):
+        claims = client["claims"]
+        if claims["exp"] < now or (check_revocation and auth.is_revoked(claims)):
+            socketio.server.disconnect(sid)
+            clients.pop(sid, None)
+            dropped += 1
+    return dropped

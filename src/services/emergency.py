@@ -130,7 +130,8 @@ def _raise_alert(db, incident, alert_type, message, **extra):
     alert = alerts.insert_event_alert(db, dict(
         extra, module="emergency", type=alert_type, severity=incident["severity"],
         sensor_id=f"incident:{incident['_id']}", incident_id=str(incident["_id"]), message=message,
-        district=incident["district"], location=incident["location"], value=None, threshold=None))
+        district=incident["district"], location=incident["location"], value=None, threshold=None,
+        source=incident.get("source", "api")))
     emergency_incidents.add_alert(db, incident["_id"], alert["_id"])
     broadcast.emit_alert(alert)
     return alert
@@ -237,7 +238,11 @@ def advance_units(now=None, rng=None, work_min=WORK_MIN, resolve_sources=("simul
             units.release_to_base(db, unit, now)
     for unit in units.done_working(db, now):
         incident = emergency_incidents.get(db, unit["incident_id"])
-        if (incident is None or incident.get("source") not in resolve_sources
+        if incident is None:  # purged or deleted: nothing left to work on
+            units.release_to_base(db, unit, now)
+            changed += 1
+            continue
+        if (incident.get("source") not in resolve_sources
                 or "resolved" not in TRANSITIONS.get(incident["status"], ())):
             continue
         try:

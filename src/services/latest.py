@@ -36,12 +36,19 @@ class LatestCache:
             return [self._by_module.get(module, {})[k] for k in sorted(self._by_module.get(module, {}))]
 
     def _load(self, module):
-        docs = latest_model.for_module(get_db(), module)
-        for doc in docs:
+        """Replace this module's map with the database's (sensors purged elsewhere disappear)."""
+        fresh = {}
+        for doc in latest_model.for_module(get_db(), module):
             doc = dict(doc)
             doc["_id"] = doc.pop("reading_id", None)
-            self.record(module, doc)
-        self._loaded_at[module] = time.monotonic()
+            fresh[doc["sensor_id"]] = doc
+        with self._lock:
+            for sensor_id, reading in self._by_module.get(module, {}).items():
+                # A reading this process just stored may be newer than what it read back.
+                if sensor_id in fresh and reading["timestamp"] > fresh[sensor_id]["timestamp"]:
+                    fresh[sensor_id] = reading
+            self._by_module[module] = fresh
+            self._loaded_at[module] = time.monotonic()
 
     def clear(self, source=None):
         """Forget everything (or only readings from `source`)."""

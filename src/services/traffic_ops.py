@@ -83,7 +83,7 @@ def create_incident(data, user=None, source="api"):
             "module": "traffic", "type": "incident", "severity": incident["severity"],
             "sensor_id": incident["sensor_id"] or f"incident:{incident['_id']}",
             "message": _alert_message(incident), "district": incident["district"], "location": location,
-            "incident_id": str(incident["_id"]), "value": None, "threshold": None,
+            "incident_id": str(incident["_id"]), "value": None, "threshold": None, "source": source,
         })
         traffic_incidents.set_fields(db, incident["_id"], {"alert_id": alert["_id"]})
         incident["alert_id"] = alert["_id"]

@@ -4,6 +4,7 @@
 default. Every variable is documented, with its default, in README.md.
 """
 import os
+import secrets
 
 DEFAULT_JWT_SECRET = "dev-insecure-jwt-secret-change-me"
 DEFAULT_ADMIN_EMAIL = "admin@smartcity.com"
@@ -105,6 +106,13 @@ class Config:
         for module, default in (("traffic", 10), ("environment", 15), ("waste", 30), ("energy", 15),
                                 ("emergency", 20))
     }
+    # How often real sensors are expected to report; silent for 3x this = offline. Past
+    # SENSOR_FORGET_AFTER_H of silence a sensor counts as decommissioned and is not alerted on.
+    SENSOR_EXPECTED_INTERVALS = {
+        module: _float(f"SENSOR_INTERVAL_{module.upper()}_S", default)
+        for module, default in (("traffic", 60), ("environment", 60), ("waste", 300), ("energy", 60))
+    }
+    SENSOR_FORGET_AFTER_H = _float("SENSOR_FORGET_AFTER_H", 24)
     SIM_TRAFFIC_SENSORS = _int("SIM_TRAFFIC_SENSORS", 20)
     SIM_ENVIRONMENT_SENSORS = _int("SIM_ENVIRONMENT_SENSORS", 15)
     SIM_BINS = _int("SIM_BINS", 40)
@@ -143,6 +151,10 @@ class Config:
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
     DEBUG = False  # the reloader and debugger don't mix with eventlet
+    # A published default secret would let anyone who reaches a dev box forge admin tokens, so
+    # an unset secret is random per process (tokens end with a restart). Several dev processes
+    # sharing Redis need JWT_SECRET_KEY set.
+    JWT_SECRET_KEY = _env("JWT_SECRET_KEY") or secrets.token_urlsafe(48)
 
 
 class TestingConfig(Config):

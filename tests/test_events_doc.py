@@ -26,7 +26,21 @@ def test_every_documented_event_has_a_test():
 def test_every_emitted_event_is_documented():
     broadcast = open(os.path.join(ROOT, "src", "events", "broadcast.py"), encoding="utf-8").read()
     handlers = open(os.path.join(ROOT, "src", "events", "handlers.py"), encoding="utf-8").read()
-    emitted = set(re.findall(r'_emit\("([a-z_]+)"', broadcast) + re.findall(r'emit\("([a-z_]+)"', broadcast + handlers))
+    emitted = set(re.findall(r'(?:_emit|_reply|emit)\("([a-z_]+)"', broadcast + handlers))
+    assert "socketio.emit" not in handlers and "emit(" not in handlers.replace("broadcast.emit_", "")
     emitted |= {f"{m}_update" for m in ("traffic", "environment", "waste", "energy")}
     emitted |= {f"{m}_alert" for m in ("traffic", "environment", "waste", "energy", "emergency")}
     assert emitted - documented_events() == set()
+
+
+def test_only_the_broadcast_module_emits():
+    offenders = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "src")):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not name.endswith(".py") or path.endswith(os.path.join("events", "broadcast.py")):
+                continue
+            text = open(path, encoding="utf-8").read()
+            if re.search(r"socketio\.emit\(|from flask_socketio import[^\n]*\bemit\b|\bsend\(", text):
+                offenders.append(os.path.relpath(path, ROOT))
+    assert offenders == []

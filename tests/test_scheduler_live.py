@@ -57,7 +57,7 @@ def runs(server, headers, job_id="rollup_readings"):
 def test_only_one_process_runs_the_jobs_and_the_other_takes_over(live_server, redis_db):
     ttl = 2.0
     env = dict(REDIS_URL=redis_db, SCHEDULER_ENABLED="true", SIMULATION_ENABLED="false", ROLLUP_INTERVAL_S="0.5",
-               SCHEDULER_LOCK_TTL_S=str(ttl), RATELIMIT_ENABLED="false")
+               SCHEDULER_LOCK_TTL_S=str(ttl), RATELIMIT_ENABLED="false", SYSTEM_UPDATE_INTERVAL_S="0.5")
     a = live_server(**env)
     b = live_server(**env)
     ha, hb = bearer(a.login()["access_token"]), bearer(b.login()["access_token"])
@@ -67,6 +67,14 @@ def test_only_one_process_runs_the_jobs_and_the_other_takes_over(live_server, re
     time.sleep(2)
     assert runs(leader, lh) >= 2
     assert runs(follower, fh) == 0  # scheduled there too, but never run
+    # system_update comes from the leader only, through Redis, and counts both processes' clients.
+    watcher = RecordingClient(follower.url, token=fh["Authorization"].split()[1]).connect()
+    try:
+        assert watcher.call("join_room", {"room": "system"})["ok"]
+        update = watcher.wait_for("system_update", where=lambda p: p["connected_clients"] >= 1, timeout=5)[0]
+        assert update["processes"] == 2
+    finally:
+        watcher.disconnect()
     # Kill the leader without letting it release the lock: the follower must wait for expiry.
     os.kill(leader.proc.pid, signal.SIGKILL)
     leader.proc.wait(5)

@@ -146,7 +146,7 @@ def test_retention_deletes_only_old_raw_readings(app_factory, admin_headers):
 def test_stale_sensor_alert_raises_and_resolves(app, client, admin_headers):
     body = {"sensor_id": "T-STALE", "vehicle_count": 3, "average_speed": 30.0, "congestion_level": 10.0}
     assert client.post("/api/traffic/data", headers=admin_headers, json=body).status_code == 201
-    interval = app.config["SIMULATION_INTERVALS"]["traffic"]
+    interval = app.config["SENSOR_EXPECTED_INTERVALS"]["traffic"]
     with app.app_context():
         assert housekeeping_jobs.stale_sensors(datetime.now(timezone.utc))["raised"] == 0
         later = datetime.now(timezone.utc) + timedelta(seconds=3 * interval + 1)
@@ -158,6 +158,9 @@ def test_stale_sensor_alert_raises_and_resolves(app, client, admin_headers):
     with app.app_context():
         offline = alerts.get(get_db(), offline["_id"])
     assert offline["status"] == "resolved" and offline["resolved_by"] == "system"
+    with app.app_context():  # a sensor silent for days is decommissioned, not offline
+        days_later = datetime.now(timezone.utc) + timedelta(days=3)
+        assert housekeeping_jobs.stale_sensors(days_later)["raised"] == 0
 
 
 def test_system_update_reports_alerts_and_jobs(app):

@@ -3,6 +3,8 @@
 Payloads are converted to JSON-ready dicts once here; the client manager encodes each
 packet once per emit, whatever the number of recipients.
 """
+from flask_socketio import emit as emit_in_context
+
 from src.events import metrics, rooms
 from src.events.wire import to_wire
 from src.extensions import socketio
@@ -11,6 +13,27 @@ from src.extensions import socketio
 def _emit(event, payload, to):
     socketio.emit(event, payload, to=to)
     metrics.record_emit(event)
+
+
+def _reply(event, payload):
+    """To the client whose event (or connect) is being handled."""
+    emit_in_context(event, payload)
+    metrics.record_emit(event)
+
+
+def emit_connected(payload):
+    """`connected`, to a client that just authenticated."""
+    _reply("connected", payload)
+
+
+def emit_error(payload):
+    """`error`, to a client whose event failed and that gave no ack callback."""
+    _reply("error", payload)
+
+
+def emit_real_time_data(payload):
+    """`real_time_data`, the snapshot for a client that gave no ack callback."""
+    _reply("real_time_data", payload)
 
 
 def reading_payload(module, reading):

@@ -5,12 +5,12 @@ import threading
 import time
 
 from flask import current_app, request
-from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room, rooms
+from flask_socketio import ConnectionRefusedError, join_room, leave_room, rooms
 from marshmallow import ValidationError
 
 from src import auth
 from src.errors import ApiError, error_body
-from src.events import metrics, seam
+from src.events import broadcast, metrics, seam
 from src.events import rooms as room_names
 from src.extensions import socketio
 from src.schemas.common import isoformat_z, now_utc
@@ -62,7 +62,7 @@ def install_ack_probe(server):
 def _fail(event, error, message, errors=None):
     body = dict(error_body(0, message, error, errors), ok=False, event=event)
     if not getattr(_event_context, "ack_requested", False):
-        emit("error", body)
+        broadcast.emit_error(body)
     return body
 
 
@@ -121,7 +121,7 @@ def on_connect(auth_payload=None):
         "subscription": None,
     }
     join_room(room_names.user_room(user["_id"]))
-    emit("connected", {
+    broadcast.emit_connected({
         "sid": request.sid,
         "user": {"id": str(user["_id"]), "email": user["email"], "role": user["role"]},
         "rooms": room_names.available_rooms(user["role"]),
@@ -197,7 +197,7 @@ def on_request_real_time_data(client, data):
     """Latest reading per sensor for a module (or all), from the cache."""
     snapshot = realtime.latest_snapshot(data["data_type"])
     if not getattr(_event_context, "ack_requested", False):
-        emit("real_time_data", snapshot)
+        broadcast.emit_real_time_data(snapshot)
     return snapshot
 
 

@@ -3,7 +3,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from webargs.fields import DelimitedList
 
 from src.events.rooms import READING_MODULES
-from src.schemas.common import UTCDateTime
+from src.schemas.common import UTCDateTime, unique_items
 from src.schemas.readings import DISTRICT, SENSOR_ID
 
 
@@ -33,7 +33,8 @@ class PredictArgs(Schema):
 
 
 class ReportArgs(RangeArgs):
-    modules = DelimitedList(fields.String(validate=validate.OneOf(READING_MODULES + ("emergency",))))
+    modules = DelimitedList(fields.String(validate=validate.OneOf(READING_MODULES + ("emergency",))),
+                            validate=[validate.Length(min=1, max=5), unique_items])
 
 
 class Overview(Schema):

@@ -74,5 +74,11 @@ class ErrorSchema(Schema):
     errors = fields.Dict(keys=fields.String(), values=fields.Raw())
 
 
+def unique_items(values):
+    """A list validator: no repeats."""
+    if len(values) != len(set(values)):
+        raise ValidationError("Items must not repeat.")
+
+
 def now_utc():
     return datetime.now(timezone.utc)

@@ -2,7 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from src.events.rooms import READING_MODULES
-from src.schemas.common import ObjectIdString, UTCDateTime
+from src.schemas.common import ObjectIdString, UTCDateTime, unique_items
 from src.schemas.pagination import PageArgs, sort_validator
 from src.schemas.readings import DISTRICT
 
@@ -35,7 +35,8 @@ class CoverageData(Schema):
 
 class ReportData(RangeData):
     modules = fields.List(fields.String(validate=validate.OneOf(READING_MODULES + ("emergency",))),
-                          load_default=lambda: list(READING_MODULES), validate=validate.Length(min=1))
+                          load_default=lambda: list(READING_MODULES),
+                          validate=[validate.Length(min=1, max=5), unique_items])
 
 
 class ExportData(RangeData):

@@ -49,7 +49,13 @@ def logout(access_claims, refresh_token=None):
 
 
 def default_username(email):
-    return "".join(c for c in email.split("@")[0] if c.isalnum() or c in "_.-")[:32].ljust(3, "_")
+    """The email's local part, made unique with a numeric suffix when it is taken."""
+    base = "".join(c for c in email.split("@")[0] if c.isalnum() or c in "_.-")[:28].ljust(3, "_")
+    candidate, n = base, 1
+    while users.find_by_username(get_db(), candidate) is not None:
+        n += 1
+        candidate = f"{base}{n}"
+    return candidate
 
 
 def register(data):

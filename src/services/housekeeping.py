@@ -1,7 +1,7 @@
 """Retention, stale-sensor detection and the periodic system update."""
 import json
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
@@ -30,20 +30,25 @@ def apply_retention(now):
     }
 
 
-def expected_interval_s(module):
-    return current_app.config["SIMULATION_INTERVALS"][module]
+def expected_interval_s(module, reading):
+    """Simulated sensors tick at the simulator's interval; real ones at SENSOR_INTERVAL_<MODULE>_S."""
+    config = current_app.config
+    if reading.get("source") == "simulator":
+        return config["SIMULATION_INTERVALS"][module]
+    return config["SENSOR_EXPECTED_INTERVALS"][module]
 
 
 def flag_stale_sensors(now):
-    """Open a medium `sensor_offline` alert for each sensor silent for 3x its module's interval."""
+    """Open a medium `sensor_offline` alert for each sensor silent for 3x its expected interval."""
     db = get_db()
     cache = get_cache(current_app)
+    forget_after_s = current_app.config["SENSOR_FORGET_AFTER_H"] * 3600
     raised = 0
     for module in READING_MODULES:
-        limit_s = STALE_FACTOR * expected_interval_s(module)
         for reading in cache.snapshot(module):
+            limit_s = STALE_FACTOR * expected_interval_s(module, reading)
             silent_s = (now - reading.get("received_at", reading["timestamp"])).total_seconds()
-            if silent_s <= limit_s:
+            if silent_s <= limit_s or silent_s > forget_after_s:
                 continue
             alert, change = alerts.raise_or_bump(
                 db, module=module, sensor_id=reading["sensor_id"], rule_id=OFFLINE_RULE, alert_type="sensor_offline",
@@ -65,22 +70,30 @@ def publish_process_metrics(now):
     """Store this process's realtime snapshot where the leader can add it up (Redis, else memory)."""
     snapshot = metrics.snapshot(socketio)
     client = get_redis()
-    interval = current_app.config["SYSTEM_UPDATE_INTERVAL_S"]
     if client is not None:
-        key = f"{current_app.config['RATELIMIT_KEY_PREFIX']}:metrics:{process_id()}"
-        client.set(key, json.dumps(snapshot), ex=max(2, int(interval * 3)))
+        # One hash for all processes: reading it is one HGETALL, not a scan of the keyspace.
+        client.hset(metrics_key(), process_id(), json.dumps(dict(snapshot, published_at=now.timestamp())))
     current_app.extensions["process_metrics"] = snapshot
     return {"connected_clients": snapshot["connected_clients"]}
 
 
-def cluster_metrics():
-    """Realtime metrics summed over every live process."""
+def metrics_key():
+    return f"{current_app.config['RATELIMIT_KEY_PREFIX']}:process-metrics"
+
+
+def cluster_metrics(now=None):
+    """Realtime metrics summed over every live process (entries older than 3 intervals are dropped)."""
     client = get_redis()
     snapshots = []
     if client is not None:
-        prefix = f"{current_app.config['RATELIMIT_KEY_PREFIX']}:metrics:"
-        keys = list(client.scan_iter(match=prefix + "*", count=100))
-        snapshots = [json.loads(raw) for raw in client.mget(keys) if raw] if keys else []
+        now_ts = (now or datetime.now(timezone.utc)).timestamp()
+        max_age = 3 * current_app.config["SYSTEM_UPDATE_INTERVAL_S"]
+        for process, raw in client.hgetall(metrics_key()).items():
+            snapshot = json.loads(raw)
+            if now_ts - snapshot.get("published_at", 0) > max_age:
+                client.hdel(metrics_key(), process)  # that process has stopped
+            else:
+                snapshots.append(snapshot)
     if not snapshots:
         snapshots = [metrics.snapshot(socketio)]
     summed = {"processes": len(snapshots)}
@@ -103,7 +116,7 @@ def job_states():
 
 def emit_system_update(now):
     """Emit server stats to the `system` room."""
-    stats = cluster_metrics()
+    stats = cluster_metrics(now)
     stats.update(server_time=now, alerts_active=alerts.count_open_by_severity(get_db()), jobs=job_states(),
                  readings_per_s=stats["readings_ingested_per_s"])
     broadcast.emit_system(stats)

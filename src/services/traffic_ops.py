@@ -5,7 +5,7 @@ from reading history.
 
 - Flow: a reading's `vehicle_count` is the count over the last minute, so its hourly flow is
   vehicle_count * 60 veh/h.
-- Placement: a sensor of the seeded city (`city.traffic_sensors()`) sits at its registered
+- Placement: a sensor of the seeded city (`_city_sensors()`) sits at its registered
   intersection and watches its registered phase. Any other sensor that reports a location is
   attached to the nearest intersection of the road graph; at each intersection such sensors
   take phases alternately in sensor-id order, starting with a phase no registered sensor there
@@ -35,6 +35,12 @@ ALERT_SEVERITIES = ("high", "critical")
 PREVIOUS_STATUS = {"responding": "reported", "cleared": "responding"}
 
 
+def _city_sensors():
+    """The seeded city's traffic sensors, as configured (count and seed)."""
+    config = current_app.config
+    return city.traffic_sensors(config["SIM_TRAFFIC_SENSORS"], config["SIMULATION_SEED"])
+
+
 def _actor(user):
     if user is None:
         return None
@@ -49,7 +55,7 @@ def _latest_traffic():
 
 def _sensor_location(sensor_id):
     """A GeoJSON point for a known sensor: the city's registry first, then its latest reading."""
-    for sensor in city.traffic_sensors():
+    for sensor in _city_sensors():
         if sensor["sensor_id"] == sensor_id:
             return city.geo_point(sensor["location"])
     for reading in _latest_traffic():
@@ -145,8 +151,8 @@ def _refuse(current, target):
 
 def _sensor_nodes(readings):
     """[(node, phase, registered, reading)] for every reading that can be placed at an intersection."""
-    registry = {sensor["sensor_id"]: sensor for sensor in city.traffic_sensors()}
-    graph = city.road_graph()
+    registry = {sensor["sensor_id"]: sensor for sensor in _city_sensors()}
+    graph = city.road_graph(current_app.config['SIMULATION_SEED'])
     placed, strays = [], {}
     for reading in readings:
         sensor = registry.get(reading["sensor_id"])
@@ -169,7 +175,7 @@ def flow_veh_h(reading):
 
 def signal_timings(district=None, yield_fn=None):
     """Webster plans for every intersection with live readings (optionally in one district)."""
-    graph = city.road_graph()
+    graph = city.road_graph(current_app.config['SIMULATION_SEED'])
     by_node = {}
     for node, phase, registered, reading in _sensor_nodes(_latest_traffic()):
         by_node.setdefault(node, []).append({
@@ -203,7 +209,7 @@ def signal_timings(district=None, yield_fn=None):
 
 def congestion_by_road(readings=None):
     """{road_id: congestion 0-100} from the latest readings (highest level of the sensors touching a road)."""
-    graph = city.road_graph()
+    graph = city.road_graph(current_app.config['SIMULATION_SEED'])
     congestion = {}
     readings = _latest_traffic() if readings is None else readings
     for node, _, _, reading in _sensor_nodes(readings):
@@ -226,7 +232,7 @@ def plan_route(origin, destination):
 
     origin/destination: (lng, lat) snapped to the nearest intersection, or an intersection id.
     """
-    graph = city.road_graph()
+    graph = city.road_graph(current_app.config['SIMULATION_SEED'])
     origin_node = _node_for(graph, origin, "origin")
     destination_node = _node_for(graph, destination, "destination")
     congestion = congestion_by_road()

@@ -66,7 +66,7 @@ class EmergencyIncidentCreateSchema(Schema):
 class EmergencyIncidentUpdateSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(INCIDENT_STATUSES), metadata={
         "description": "reported -> resolved|cancelled; dispatched -> on_scene|resolved|cancelled; "
-                       "on_scene -> resolved|cancelled. `dispatched` comes from the dispatch endpoints."})
+                       "on_scene -> resolved. `dispatched` comes from the dispatch endpoints."})
     note = fields.String(validate=validate.Length(max=1000))
 
 

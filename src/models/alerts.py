@@ -11,6 +11,8 @@ from bson.errors import InvalidId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from src.models import query
+
 OPEN_STATUSES = ("active", "acknowledged")
 STATUSES = ("active", "acknowledged", "resolved")
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -140,50 +142,34 @@ def get(db, alert_id):
 
 def _filter(module=None, severity=None, status=None, sensor_id=None, district=None, start=None, end=None,
             alert_type=None):
-    query = {}
-    for field, value in (("module", module), ("severity", severity), ("status", status),
-                         ("sensor_id", sensor_id), ("district", district), ("type", alert_type)):
-        if isinstance(value, (list, tuple)):
-            query[field] = {"$in": list(value)}
-        elif value:
-            query[field] = value
-    if start or end:
-        query["created_at"] = {}
-        if start:
-            query["created_at"]["$gte"] = start
-        if end:
-            query["created_at"]["$lt"] = end
-    return query
+    return query.within(query.matching(module=module, severity=severity, status=status, sensor_id=sensor_id,
+                                       district=district, type=alert_type), "created_at", start, end)
 
 
 def find_page(db, limit=50, offset=0, sort="-created_at", **filters):
     """A page of alerts matching the filters: {items, total}."""
-    query = _filter(**filters)
-    field = sort.lstrip("-+")
-    direction = -1 if sort.startswith("-") else 1
-    items = list(db.alerts.find(query).sort([(field, direction), ("_id", direction)]).skip(offset).limit(limit))
-    return {"items": items, "total": db.alerts.count_documents(query)}
+    return query.page(db.alerts, _filter(**filters), sort, limit, offset)
 
 
 def raised_after(db, after_time, after_id=None, modules=None, severities=None, limit=500):
     """Alerts raised after (after_time, after_id), newest `limit` of them, returned oldest first."""
-    query = _filter(module=modules, severity=severities)
+    criteria = _filter(module=modules, severity=severities)
     if after_id is not None:
-        query["$or"] = [{"raised_at": {"$gt": after_time}}, {"raised_at": after_time, "_id": {"$gt": after_id}}]
+        criteria["$or"] = [{"raised_at": {"$gt": after_time}}, {"raised_at": after_time, "_id": {"$gt": after_id}}]
     else:
-        query["raised_at"] = {"$gt": after_time}
-    newest = list(db.alerts.find(query).sort([("raised_at", -1), ("_id", -1)]).limit(limit + 1))
+        criteria["raised_at"] = {"$gt": after_time}
+    newest = list(db.alerts.find(criteria).sort([("raised_at", -1), ("_id", -1)]).limit(limit + 1))
     truncated = len(newest) > limit
     return list(reversed(newest[:limit])), truncated
 
 
 def count_open_by_severity(db, module=None):
-    query = {"status": {"$in": list(OPEN_STATUSES)}}
+    criteria = {"status": {"$in": list(OPEN_STATUSES)}}
     if module:
-        query["module"] = module
+        criteria["module"] = module
     counts = {s: 0 for s in SEVERITY_RANK}
     for severity in SEVERITY_RANK:
-        counts[severity] = db.alerts.count_documents(dict(query, severity=severity))
+        counts[severity] = db.alerts.count_documents(dict(criteria, severity=severity))
     return counts
 
 
@@ -202,12 +188,12 @@ def delete_resolved_before(db, cutoff):
 
 def count_created(db, start, end, module=None, severity=None):
     """Alerts created in [start, end)."""
-    query = {"created_at": {"$gte": start, "$lt": end}}
+    criteria = {"created_at": {"$gte": start, "$lt": end}}
     if module:
-        query["module"] = module
+        criteria["module"] = module
     if severity:
-        query["severity"] = severity
-    return db.alerts.count_documents(query)
+        criteria["severity"] = severity
+    return db.alerts.count_documents(criteria)
 
 
 def top_sensors(db, start, end, limit=5, scan_limit=5000):

@@ -5,6 +5,8 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ReturnDocument
 
+from src.models import query
+
 TYPES = ("medical", "fire", "crime", "accident", "hazard", "other")
 STATUSES = ("reported", "dispatched", "on_scene", "resolved", "cancelled")
 ACTIVE_STATUSES = ("reported", "dispatched", "on_scene")
@@ -38,27 +40,12 @@ def get(db, incident_id):
 
 
 def _filter(status=None, incident_type=None, severity=None, district=None, start=None, end=None):
-    query = {}
-    for field, value in (("status", status), ("type", incident_type), ("severity", severity),
-                         ("district", district)):
-        if value:
-            query[field] = value
-    if start or end:
-        query["reported_at"] = {}
-        if start:
-            query["reported_at"]["$gte"] = start
-        if end:
-            query["reported_at"]["$lt"] = end
-    return query
+    return query.within(query.matching(status=status, type=incident_type, severity=severity, district=district),
+                        "reported_at", start, end)
 
 
 def list_page(db, limit=50, offset=0, sort="-reported_at", **filters):
-    query = _filter(**filters)
-    field = sort.lstrip("-+")
-    direction = -1 if sort.startswith("-") else 1
-    items = list(db.emergency_incidents.find(query).sort([(field, direction), ("_id", direction)])
-                 .skip(offset).limit(limit))
-    return {"items": items, "total": db.emergency_incidents.count_documents(query)}
+    return query.page(db.emergency_incidents, _filter(**filters), sort, limit, offset)
 
 
 def update_if_status(db, incident_id, from_statuses, changes, push=None):

@@ -5,6 +5,8 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ReturnDocument
 
+from src.models import query
+
 TYPES = ("accident", "roadwork", "breakdown", "congestion", "event", "hazard", "other")
 STATUSES = ("reported", "responding", "cleared")
 
@@ -35,27 +37,12 @@ def get(db, incident_id):
 
 
 def _filter(status=None, district=None, severity=None, incident_type=None, start=None, end=None):
-    query = {}
-    for field, value in (("status", status), ("district", district), ("severity", severity),
-                         ("type", incident_type)):
-        if value:
-            query[field] = value
-    if start or end:
-        query["reported_at"] = {}
-        if start:
-            query["reported_at"]["$gte"] = start
-        if end:
-            query["reported_at"]["$lt"] = end
-    return query
+    return query.within(query.matching(status=status, type=incident_type, severity=severity, district=district),
+                        "reported_at", start, end)
 
 
 def list_page(db, limit=50, offset=0, sort="-reported_at", **filters):
-    query = _filter(**filters)
-    field = sort.lstrip("-+")
-    direction = -1 if sort.startswith("-") else 1
-    items = list(db.traffic_incidents.find(query).sort([(field, direction), ("_id", direction)])
-                 .skip(offset).limit(limit))
-    return {"items": items, "total": db.traffic_incidents.count_documents(query)}
+    return query.page(db.traffic_incidents, _filter(**filters), sort, limit, offset)
 
 
 def update_if_status(db, incident_id, from_status, changes):

@@ -9,7 +9,7 @@ from src.events.rooms import MODULES, READING_MODULES, SEVERITIES
 from src.models.alerts import STATUSES
 from src.models.rollups import METRICS
 from src.schemas.common import ObjectIdString, UTCDateTime
-from src.schemas.pagination import PageArgs, TimeRangeArgs, sort_validator
+from src.schemas.pagination import PageArgs, TimeRangeArgs, page_of, sort_validator
 
 
 class AlertArgs(TimeRangeArgs):
@@ -59,11 +59,7 @@ class AlertSchema(Schema):
     severity_history = fields.List(fields.Dict())
 
 
-class AlertPageSchema(Schema):
-    items = fields.List(fields.Nested(AlertSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+AlertPageSchema = page_of(AlertSchema, "AlertPageSchema")
 
 
 class RuleLevelSchema(Schema):
@@ -164,8 +160,4 @@ class RuleArgs(PageArgs):
     enabled = fields.Boolean()
 
 
-class RulePageSchema(Schema):
-    items = fields.List(fields.Nested(RuleSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+RulePageSchema = page_of(RuleSchema, "RulePageSchema")

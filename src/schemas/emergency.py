@@ -6,7 +6,7 @@ from src.models.emergency_incidents import STATUSES as INCIDENT_STATUSES
 from src.models.emergency_incidents import TYPES
 from src.models.units import KINDS, STATUSES as UNIT_STATUSES
 from src.schemas.common import ObjectIdString, UTCDateTime, now_utc
-from src.schemas.pagination import PageArgs, TimeRangeArgs, sort_validator
+from src.schemas.pagination import PageArgs, TimeRangeArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT, MAX_FUTURE, GeoPoint
 
 SEVERITIES = tuple(SEVERITY_RANK)
@@ -40,11 +40,7 @@ class UnitSchema(Schema):
     updated_at = UTCDateTime()
 
 
-class UnitPageSchema(Schema):
-    items = fields.List(fields.Nested(UnitSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+UnitPageSchema = page_of(UnitSchema, "UnitPageSchema")
 
 
 # Incidents
@@ -114,11 +110,7 @@ class EmergencyIncidentSchema(Schema):
     updated_at = UTCDateTime()
 
 
-class EmergencyIncidentPageSchema(Schema):
-    items = fields.List(fields.Nested(EmergencyIncidentSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+EmergencyIncidentPageSchema = page_of(EmergencyIncidentSchema, "EmergencyIncidentPageSchema")
 
 
 # Dispatch
@@ -166,11 +158,7 @@ class PublicAlertArgs(PageArgs):
     sort = fields.String(load_default="-created_at", validate=sort_validator(("created_at", "severity")))
 
 
-class PublicAlertPageSchema(Schema):
-    items = fields.List(fields.Nested(PublicAlertSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+PublicAlertPageSchema = page_of(PublicAlertSchema, "PublicAlertPageSchema")
 
 
 # Coverage and statistics

@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from src.schemas.common import UTCDateTime
-from src.schemas.pagination import MAX_LIMIT, PageArgs, TimeRangeArgs, sort_validator
+from src.schemas.pagination import MAX_LIMIT, PageArgs, TimeRangeArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT, SENSOR_ID, GeoPoint, Measure
 
 
@@ -38,11 +38,7 @@ class GridArgs(PageArgs):
                          validate=sort_validator(("grid_id", "name", "district", "capacity_mw", "utilization_pct")))
 
 
-class GridPageSchema(Schema):
-    items = fields.List(fields.Nested(GridSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+GridPageSchema = page_of(GridSchema, "GridPageSchema")
 
 
 class ConsumptionArgs(TimeRangeArgs):

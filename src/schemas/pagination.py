@@ -37,3 +37,12 @@ class PageSchema(Schema):
     total = fields.Integer()
     limit = fields.Integer()
     offset = fields.Integer()
+
+
+def page_of(item_schema, name):
+    """The response schema of a list endpoint: {items: [item_schema], total, limit, offset}."""
+    return type(name, (Schema,), {
+        "items": fields.List(fields.Nested(item_schema)), "total": fields.Integer(),
+        "limit": fields.Integer(), "offset": fields.Integer(),
+        "__doc__": f"A page of {item_schema.__name__.removesuffix('Schema')} items.",
+    })

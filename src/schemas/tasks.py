@@ -3,7 +3,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from src.events.rooms import READING_MODULES
 from src.schemas.common import ObjectIdString, UTCDateTime, unique_items
-from src.schemas.pagination import PageArgs, sort_validator
+from src.schemas.pagination import PageArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT
 
 TASK_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -91,8 +91,4 @@ class TaskSummarySchema(TaskSchema):
         exclude = ("result",)
 
 
-class TaskPageSchema(Schema):
-    items = fields.List(fields.Nested(TaskSummarySchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+TaskPageSchema = page_of(TaskSummarySchema, "TaskPageSchema")

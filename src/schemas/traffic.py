@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from src.models.alerts import SEVERITY_RANK
 from src.models.traffic_incidents import STATUSES, TYPES
 from src.schemas.common import ObjectIdString, UTCDateTime, now_utc
-from src.schemas.pagination import TimeRangeArgs, sort_validator
+from src.schemas.pagination import TimeRangeArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT, MAX_FUTURE, SENSOR_ID, GeoPoint
 
 SEVERITIES = tuple(SEVERITY_RANK)
@@ -68,11 +68,7 @@ class TrafficIncidentSchema(Schema):
     updated_at = UTCDateTime()
 
 
-class TrafficIncidentPageSchema(Schema):
-    items = fields.List(fields.Nested(TrafficIncidentSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+TrafficIncidentPageSchema = page_of(TrafficIncidentSchema, "TrafficIncidentPageSchema")
 
 
 class SignalArgs(Schema):

@@ -4,7 +4,7 @@ from marshmallow import Schema, fields, validate
 from src.models.bins import WASTE_TYPES
 from src.models.waste_collections import STATUSES
 from src.schemas.common import ObjectIdString, UTCDateTime
-from src.schemas.pagination import PageArgs, TimeRangeArgs, sort_validator
+from src.schemas.pagination import PageArgs, TimeRangeArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT, SENSOR_ID, GeoPoint, Measure
 
 
@@ -35,11 +35,7 @@ class BinArgs(PageArgs):
     sort = fields.String(load_default="bin_id", validate=sort_validator(("bin_id", "fill_level_pct", "district")))
 
 
-class BinPageSchema(Schema):
-    items = fields.List(fields.Nested(BinSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+BinPageSchema = page_of(BinSchema, "BinPageSchema")
 
 
 class LevelUpdateSchema(Schema):
@@ -137,11 +133,7 @@ class WasteCollectionArgs(TimeRangeArgs):
                          validate=sort_validator(("scheduled_for", "created_at", "status")))
 
 
-class WasteCollectionPageSchema(Schema):
-    items = fields.List(fields.Nested(WasteCollectionSchema))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
+WasteCollectionPageSchema = page_of(WasteCollectionSchema, "WasteCollectionPageSchema")
 
 
 class WasteCollectionStatusSchema(Schema):

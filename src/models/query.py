@@ -1,0 +1,32 @@
+"""Query building blocks shared by the collection modules."""
+
+
+def matching(**fields):
+    """An equality filter of the given fields that have a value; lists and tuples become $in."""
+    query = {}
+    for field, value in fields.items():
+        if isinstance(value, (list, tuple)):
+            query[field] = {"$in": list(value)}
+        elif value is not None and value != "":
+            query[field] = value
+    return query
+
+
+def within(query, field, start=None, end=None):
+    """Add `start <= field < end` (either bound optional) to `query`; returns it."""
+    if start or end:
+        query[field] = {}
+        if start:
+            query[field]["$gte"] = start
+        if end:
+            query[field]["$lt"] = end
+    return query
+
+
+def page(collection, query, sort, limit, offset, projection=None):
+    """{items, total} for one page; `sort` is `field` or `-field`, ties broken by _id."""
+    field = sort.lstrip("-+")
+    direction = -1 if sort.startswith("-") else 1
+    order = [(field, direction)] + ([("_id", direction)] if field != "_id" else [])
+    items = list(collection.find(query, projection).sort(order).skip(offset).limit(limit))
+    return {"items": items, "total": collection.count_documents(query)}

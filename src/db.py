@@ -164,6 +164,9 @@ def ensure_schema(db, raw_retention_hours):
                     db.create_collection(name, validator=spec["validator"], validationLevel="moderate")
             except CollectionInvalid:
                 pass  # another process created it first
+        elif spec.get("validator") and not embedded:
+            # Existing databases get today's validator too, so collections.json stays the truth.
+            db.command("collMod", name, validator=spec["validator"], validationLevel="moderate")
         for index in spec.get("indexes", []):
             model = _index_model(index, ttl_seconds, embedded)
             try:

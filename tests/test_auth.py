@@ -240,3 +240,11 @@ def test_profile_update_refuses_role_changes_and_taken_emails(client, make_user)
     assert client.put("/api/auth/profile", headers=headers, json={"role": "admin"}).status_code == 422
     taken = client.put("/api/auth/profile", headers=headers, json={"email": ADMIN["email"]})
     assert taken.status_code == 409
+
+
+def test_logout_with_a_bad_refresh_token_revokes_nothing(client):
+    tokens = login(client)
+    headers = bearer(tokens["access_token"])
+    refused = client.post("/api/auth/logout", headers=headers, json={"refresh_token": "not-a-token"})
+    assert refused.status_code == 401
+    assert client.get("/api/auth/profile", headers=headers).status_code == 200  # still logged in

@@ -36,11 +36,12 @@ def record_level(db, bin_id, reading):
     for field in ("temperature_c", "battery_pct"):
         if reading.get(field) is not None:
             changes[field] = reading[field]
-    if previous and previous.get("last_reading_at") and previous["last_reading_at"] > reading["timestamp"]:
-        return None  # an older reading arriving late does not overwrite the bin's state
     if previous and previous.get("fill_level_pct", 0) - reading["fill_level_pct"] >= 30:
         changes["last_emptied_at"] = reading["timestamp"]
-    return db.bins.find_one_and_update({"bin_id": bin_id}, {"$set": changes}, return_document=ReturnDocument.AFTER)
+    # Conditional on time, so an older reading (late, or racing a newer one) never overwrites the state.
+    not_newer = [{"last_reading_at": {"$lte": reading["timestamp"]}}, {"last_reading_at": None}]
+    return db.bins.find_one_and_update({"bin_id": bin_id, "$or": not_newer}, {"$set": changes},
+                                       return_document=ReturnDocument.AFTER)
 
 
 def list_page(db, district=None, waste_type=None, min_fill=None, limit=50, offset=0, sort="bin_id"):

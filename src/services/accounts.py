@@ -39,13 +39,18 @@ def refresh(refresh_token):
 
 
 def logout(access_claims, refresh_token=None):
-    """Revoke the access token used for this call, and the refresh token if given and ours."""
-    auth.revoke(access_claims)
+    """Revoke the access token used for this call, and the refresh token if given and ours.
+
+    The refresh token is checked first, so a bad one fails the call with nothing revoked.
+    """
+    refresh_claims = None
     if refresh_token:
-        claims = auth.decode_token(refresh_token, auth.REFRESH)
-        if claims["sub"] != access_claims["sub"]:
+        refresh_claims = auth.decode_token(refresh_token, auth.REFRESH)
+        if refresh_claims["sub"] != access_claims["sub"]:
             raise auth.AuthError("The refresh token belongs to another user", status=403)
-        auth.revoke(claims)
+    auth.revoke(access_claims)
+    if refresh_claims:
+        auth.revoke(refresh_claims)
 
 
 def default_username(email):

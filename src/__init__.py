@@ -9,8 +9,8 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from src import db, redis_client, schedulers
-from src.events import seam
-from src.events.seam import make_client_manager
+from src.realtime import seam
+from src.realtime.seam import make_client_manager
 from src.services import ingest, latest, seed
 from src.config import Config, get_config
 from src.errors import ApiError, register_error_handlers
@@ -86,7 +86,8 @@ def register_blueprints(app):
 
 def register_socket_handlers(app):
     """The Socket.IO event handlers (registered once on the shared SocketIO object)."""
-    from src.events import handlers, metrics  # importing registers the handlers
+    from src.events import handlers  # importing registers the handlers
+    from src.realtime import metrics
     from src.services import health
 
     handlers.install_ack_probe(socketio.server)

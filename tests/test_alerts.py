@@ -1,7 +1,7 @@
 """Alert rules, dedup, escalation, auto-resolve and the operator lifecycle over REST."""
 import pytest
 
-from src.events import broadcast
+from src.realtime import broadcast
 from tests.conftest import bearer
 
 ENV = {"sensor_id": "ENV-A1", "pm10": 10.0, "co2": 410.0, "noise_db": 50.0, "temperature_c": 18.0,
@@ -168,7 +168,7 @@ def test_disabling_a_rule_resolves_its_open_alerts(client, admin_headers, emitte
 
 
 def test_alert_updated_reaches_every_severity_room_the_alert_was_in(client, admin_headers, monkeypatch):
-    from src.events import broadcast as module
+    from src.realtime import broadcast as module
 
     sent = []
     monkeypatch.setattr(module, "_emit", lambda event, payload, to: sent.append((event, to)))

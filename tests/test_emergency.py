@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 
 from src.db import get_db
-from src.events import broadcast
+from src.realtime import broadcast
 from src.schemas.common import now_utc
 from src.services import city, emergency
 from src.services.routing import haversine_km

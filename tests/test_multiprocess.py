@@ -76,7 +76,7 @@ def test_events_fan_out_across_processes_with_exact_filters(live_server, redis_d
 
 def test_external_emitter_reaches_only_the_task_owner(live_server, redis_db, app_factory):
     """A process that serves nothing (like a worker) emits task_status through Redis to user:<id> only."""
-    from src.events import broadcast
+    from src.realtime import broadcast
     from tests.socket_helpers import Api, RecordingClient
 
     server = live_server(REDIS_URL=redis_db)

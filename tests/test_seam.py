@@ -1,7 +1,7 @@
 """The replay/live seam guard, driven deterministically at the client-manager level."""
 import socketio
 
-from src.events.seam import GuardedManager, SeamGuards
+from src.realtime.seam import GuardedManager, SeamGuards
 
 
 def make_server():
@@ -57,7 +57,7 @@ def test_replayed_copies_and_unguarded_clients_pass_untouched():
 def test_redis_manager_delivers_through_the_guard():
     from socketio import PubSubManager
 
-    from src.events.seam import GuardedRedisManager, SeamGuardMixin
+    from src.realtime.seam import GuardedRedisManager, SeamGuardMixin
 
     mro = GuardedRedisManager.__mro__
     assert mro.index(PubSubManager) < mro.index(SeamGuardMixin)  # PubSubManager's super().emit lands in the guard

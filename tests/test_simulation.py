@@ -164,7 +164,7 @@ def test_stale_sensor_alert_raises_and_resolves(app, client, admin_headers):
 
 
 def test_system_update_reports_alerts_and_jobs(app):
-    from src.events import broadcast
+    from src.realtime import broadcast
 
     sent = []
     original = broadcast.emit_system

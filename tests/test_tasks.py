@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from src.db import get_db
-from src.events import broadcast
+from src.realtime import broadcast
 from src.models import tasks as task_model
 from src.schemas.tasks import CoverageData
 from src.services import task_types

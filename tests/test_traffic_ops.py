@@ -10,7 +10,7 @@ import pytest
 
 from src import create_app
 from src.db import get_db
-from src.events import broadcast
+from src.realtime import broadcast
 from src.services import city, routing, signals, traffic_ops
 from src.services.latest import get_cache
 from tests.conftest import bearer, drop_database, make_config

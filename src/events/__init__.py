@@ -1,1 +1,1 @@
-"""The Socket.IO side: handlers (client -> server), rooms (names), broadcast (the only emitter)."""
+"""The Socket.IO side of the API: handlers for client events (like routes for REST)."""

@@ -10,8 +10,8 @@ from marshmallow import ValidationError
 
 from src import auth
 from src.errors import ApiError, error_body
-from src.events import broadcast, metrics, seam
-from src.events import rooms as room_names
+from src.realtime import broadcast, metrics, seam
+from src.realtime import rooms as room_names
 from src.extensions import socketio
 from src.schemas.common import isoformat_z, now_utc
 from src.schemas.events import EmptySchema, RealTimeRequestSchema, RoomSchema, SubscribeAlertsSchema

@@ -2,7 +2,7 @@
 from bson import ObjectId
 from marshmallow import Schema, ValidationError, fields, validate
 
-from src.events.rooms import MODULES, SEVERITIES
+from src.realtime.rooms import MODULES, SEVERITIES
 from src.schemas.common import UTCDateTime
 
 

@@ -1,7 +1,7 @@
 """Schemas for /api/tasks and the data each task type takes."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from src.events.rooms import READING_MODULES
+from src.realtime.rooms import READING_MODULES
 from src.schemas.common import ObjectIdString, UTCDateTime, unique_items
 from src.schemas.pagination import PageArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT

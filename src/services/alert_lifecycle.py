@@ -1,7 +1,7 @@
 """Operator actions on alerts: acknowledge and resolve, recorded and broadcast."""
 from src.db import get_db
 from src.errors import ApiError
-from src.events import broadcast
+from src.realtime import broadcast
 from src.models import alerts
 from src.services.ingest import open_alert_index
 

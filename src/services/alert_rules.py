@@ -4,7 +4,7 @@ from pymongo.errors import DuplicateKeyError
 
 from src.db import get_db
 from src.errors import ApiError
-from src.events import broadcast
+from src.realtime import broadcast
 from src.models import alert_rules, alerts
 
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from src.db import get_db
 from src.errors import ApiError
-from src.events import broadcast
+from src.realtime import broadcast
 from src.models import alerts, emergency_incidents, units
 from src.models.alerts import SEVERITY_RANK
 from src.schemas.common import now_utc

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 
 from src.db import get_db
-from src.events import broadcast, metrics
-from src.events.rooms import READING_MODULES
+from src.realtime import broadcast, metrics
+from src.realtime.rooms import READING_MODULES
 from src.extensions import socketio
 from src.models import alerts, job_stats, readings, revoked_tokens, rollups
 from src.redis_client import get_redis

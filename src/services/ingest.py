@@ -12,7 +12,7 @@ from flask import current_app
 from marshmallow import ValidationError
 
 from src.db import get_db, is_embedded
-from src.events import broadcast, metrics
+from src.realtime import broadcast, metrics
 from src.models import alert_rules, alerts, bins, grids, latest, readings
 from src.schemas.common import now_utc
 from src.schemas.readings import ID_FIELDS, READING_SCHEMAS

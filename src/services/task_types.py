@@ -12,7 +12,7 @@ from datetime import datetime
 import gridfs
 from bson import ObjectId
 
-from src.events.wire import to_wire
+from src.realtime.wire import to_wire
 from src.models import readings
 from src.schemas import tasks as schemas
 from src.schemas.reading_queries import reading_out_schema

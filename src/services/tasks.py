@@ -4,7 +4,7 @@ from marshmallow import ValidationError
 
 from src.db import get_db
 from src.errors import ApiError
-from src.events import broadcast
+from src.realtime import broadcast
 from src.models import tasks
 from src.redis_client import get_redis
 from src.schemas.common import now_utc

@@ -20,7 +20,7 @@ from marshmallow import ValidationError
 
 from src.db import get_db
 from src.errors import ApiError
-from src.events import broadcast
+from src.realtime import broadcast
 from src.models import alerts, traffic_incidents
 from src.models.alerts import SEVERITY_RANK
 from src.schemas.common import now_utc

@@ -5,8 +5,8 @@ packet once per emit, whatever the number of recipients.
 """
 from flask_socketio import emit as emit_in_context
 
-from src.events import metrics, rooms
-from src.events.wire import to_wire
+from src.realtime import metrics, rooms
+from src.realtime.wire import to_wire
 from src.extensions import socketio
 
 

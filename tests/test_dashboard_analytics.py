@@ -43,6 +43,7 @@ def test_overview_counts_sensors_alerts_and_kpis(app, client, admin_headers):
                                                   "vehicles_per_min": 40}
     assert body["modules"]["traffic"]["readings_last_hour"] == 2
     assert body["alerts_active"] == {"low": 0, "medium": 0, "high": 0, "critical": 1}
+    assert body["modules"]["emergency"]["units"] == 0 and body["modules"]["emergency"]["incidents_open"] == 0
 
 
 def test_real_time_data_is_the_latest_per_sensor(client, admin_headers):
@@ -137,3 +138,18 @@ def test_air_quality_summary_picks_the_worst_sensor(client, admin_headers):
     assert harbor["worst_sensor"] == "E2" and harbor["aqi"] == 154 and harbor["aqi_category"] == "unhealthy"
     assert harbor["sensors"] == 2 and harbor["dominant_pollutant"] == "pm25"
     assert {i["district"] for i in body["items"]} == {"Harbor", "Old Town"}
+
+
+def test_overview_covers_emergency(app, client, admin_headers):
+    from src.services import emergency
+
+    with app.app_context():
+        emergency.seed_units(get_db())
+    created = client.post("/api/emergency/incidents", headers=admin_headers, json={
+        "type": "medical", "severity": "high", "location": {"type": "Point", "coordinates": [-73.985, 40.748]}})
+    assert created.status_code == 201
+    client.post(f"/api/emergency/incidents/{created.get_json()['id']}/dispatch-nearest", headers=admin_headers,
+                json={})
+    section = client.get("/api/dashboard/overview", headers=admin_headers).get_json()["modules"]["emergency"]
+    assert section["units"] == 12 and section["units_available"] == 11
+    assert section["incidents_open"] == 1 and section["incidents_24h"] == 1

@@ -33,7 +33,8 @@ def test_fresh_server_shows_a_breathing_city_within_30_seconds(live_server):
 
         def all_modules_alive():
             overview = api.get("/api/dashboard/overview").json()["modules"]
-            return all(overview[m]["sensors"] > 0 for m in ("traffic", "environment", "waste", "energy")) and overview
+            readings_modules = all(overview[m]["sensors"] > 0 for m in ("traffic", "environment", "waste", "energy"))
+            return readings_modules and overview["emergency"]["units"] > 0 and overview
         overview = wait_until(all_modules_alive, timeout=max(1, 30 - (time.time() - started)))
         assert overview, "every module reports within 30 s"
         assert overview["traffic"]["kpis"]["vehicles_per_min"] > 0

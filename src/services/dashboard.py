@@ -6,7 +6,7 @@ from flask import current_app
 from src.db import get_db
 from src.models import alerts, bins, rollups
 from src.schemas.common import now_utc
-from src.services import analytics
+from src.services import analytics, emergency
 from src.services.latest import get_cache
 from src.services.realtime import latest_snapshot
 
@@ -53,9 +53,21 @@ def overview(extra=None):
                            "last_reading_at": max((r["timestamp"] for r in readings), default=None),
                            "kpis": module_kpis(module, readings) if readings else {}}
     modules["waste"]["bins_registered"] = bins.count(db)
+    modules["emergency"] = emergency_overview(now)
     if extra:
         modules.update(extra())
     return {"generated_at": now, "modules": modules, "alerts_active": alerts.count_open_by_severity(db)}
+
+
+def emergency_overview(now):
+    """Units by status and incidents of the last 24 h, open and resolved, with response times."""
+    stats = emergency.statistics(start=now - timedelta(hours=24), end=now)
+    units = stats["units_by_status"]
+    by_status = stats["by_status"]
+    return {"units": sum(units.values()), "units_available": units.get("available", 0),
+            "units_by_status": units, "incidents_24h": stats["total"],
+            "incidents_open": sum(n for s, n in by_status.items() if s not in ("resolved", "cancelled")),
+            "kpis": {"mean_response_time_s": stats["response_time"]["avg_s"]}}
 
 
 def _readings_since(buckets, since):

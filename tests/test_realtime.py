@@ -433,3 +433,4 @@ def test_events_after_token_expiry_are_refused(live_server):
     time.sleep(2.5)
     ack = client.call("join_room", {"room": "system"})
     assert ack["ok"] is False and ack["error"] == "token_expired"
+    assert refused(server, token=client.token)["error"] == "token_expired"  # and it cannot connect again

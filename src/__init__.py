@@ -12,7 +12,7 @@ from src import db, redis_client, schedulers
 from src.realtime import seam
 from src.realtime.seam import make_client_manager
 from src.services import ingest, latest, seed
-from src.config import Config, get_config
+from src.config import get_config
 from src.errors import ApiError, register_error_handlers
 from src.extensions import api, limiter, socketio
 

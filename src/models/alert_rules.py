@@ -1,7 +1,7 @@
 """The `alert_rules` collection, seeded with the default rules."""
-from datetime import datetime, timezone
-
 from pymongo import ReturnDocument
+
+from src.models import query
 
 # Levels are checked from the most severe down; the first that matches wins.
 DEFAULT_RULES = [
@@ -32,9 +32,7 @@ DEFAULT_RULES = [
      "levels": [{"severity": "critical", "op": "outside", "value": [49.5, 50.5]}]},
 ]
 
-
-def _now():
-    return datetime.now(timezone.utc)
+_now = query.utcnow
 
 
 def seed_defaults(db):

@@ -4,10 +4,7 @@ One *open* (active or acknowledged) alert per (sensor, rule): `open_key` is set 
 alert is open and carries a unique sparse index, so dedup is a single atomic upsert on either
 engine. `raised_at` is when the alert was created or last escalated; replay follows it.
 """
-from datetime import datetime, timezone
 
-from bson import ObjectId
-from bson.errors import InvalidId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -19,16 +16,10 @@ SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 # Raised by the stale-sensor job rather than by a rule document.
 OFFLINE_RULE_ID = "system.sensor_offline"
 
-
-def _now():
-    return datetime.now(timezone.utc)
+_now = query.utcnow
 
 
-def oid(alert_id):
-    try:
-        return ObjectId(alert_id)
-    except (InvalidId, TypeError):
-        return None
+oid = query.object_id
 
 
 def open_key(sensor_id, rule_id):

@@ -1,8 +1,4 @@
 """The `emergency_incidents` collection, and the `public_alerts` broadcasts issued alongside it."""
-from datetime import datetime, timezone
-
-from bson import ObjectId
-from bson.errors import InvalidId
 from pymongo import ReturnDocument
 
 from src.models import query
@@ -11,16 +7,10 @@ TYPES = ("medical", "fire", "crime", "accident", "hazard", "other")
 STATUSES = ("reported", "dispatched", "on_scene", "resolved", "cancelled")
 ACTIVE_STATUSES = ("reported", "dispatched", "on_scene")
 
-
-def _now():
-    return datetime.now(timezone.utc)
+_now = query.utcnow
 
 
-def oid(incident_id):
-    try:
-        return ObjectId(incident_id)
-    except (InvalidId, TypeError):
-        return None
+oid = query.object_id
 
 
 def create(db, doc):

@@ -1,4 +1,20 @@
 """Query building blocks shared by the collection modules."""
+from datetime import datetime, timezone
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+def object_id(value):
+    """An ObjectId from its string (or itself); None when it is not one, so lookups find nothing."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        return None
 
 
 def matching(**fields):

@@ -4,25 +4,20 @@ A worker claims the best queued task (highest priority, then oldest) with one at
 find_one_and_update, which sets a lease. While it works it renews the lease; if it dies, the
 lease expires and `requeue_expired` puts the task back. MongoDB is the source of truth.
 """
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from bson import ObjectId
-from bson.errors import InvalidId
 from pymongo import ReturnDocument
+
+from src.models import query
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 FINAL = ("completed", "failed", "cancelled")
 
-
-def _now():
-    return datetime.now(timezone.utc)
+_now = query.utcnow
 
 
-def oid(task_id):
-    try:
-        return ObjectId(task_id)
-    except (InvalidId, TypeError):
-        return None
+oid = query.object_id
 
 
 def insert(db, task_type, data, priority, owner_id, max_attempts, now=None):

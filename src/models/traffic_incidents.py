@@ -1,8 +1,4 @@
 """The `traffic_incidents` collection: accidents, roadworks and other events on the roads."""
-from datetime import datetime, timezone
-
-from bson import ObjectId
-from bson.errors import InvalidId
 from pymongo import ReturnDocument
 
 from src.models import query
@@ -10,16 +6,10 @@ from src.models import query
 TYPES = ("accident", "roadwork", "breakdown", "congestion", "event", "hazard", "other")
 STATUSES = ("reported", "responding", "cleared")
 
-
-def _now():
-    return datetime.now(timezone.utc)
+_now = query.utcnow
 
 
-def oid(incident_id):
-    try:
-        return ObjectId(incident_id)
-    except (InvalidId, TypeError):
-        return None
+oid = query.object_id
 
 
 def create(db, doc):

@@ -1,7 +1,7 @@
 """The `units` collection: ambulances, fire engines and police cars with their live status."""
-from datetime import datetime, timezone
-
 from pymongo import ReturnDocument
+
+from src.models import query
 
 KINDS = ("ambulance", "fire", "police")
 STATUSES = ("available", "en_route", "on_scene", "returning", "out_of_service")
@@ -11,9 +11,7 @@ MAX_UNITS = 5000
 ASSIGNMENT_FIELDS = ("incident_id", "dispatched_at", "eta_min", "eta_at", "distance_km", "destination",
                      "arrived_at", "work_until")
 
-
-def _now():
-    return datetime.now(timezone.utc)
+_now = query.utcnow
 
 
 def count(db):

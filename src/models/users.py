@@ -1,23 +1,15 @@
 """The `users` collection."""
-from datetime import datetime, timezone
-
-from bson import ObjectId
-from bson.errors import InvalidId
 from pymongo import ReturnDocument
+
+from src.models import query
 
 ROLES = ("admin", "operator", "viewer")
 PUBLIC_FIELDS = ("email", "username", "role", "full_name", "active", "created_at", "updated_at", "last_login_at")
 
-
-def _now():
-    return datetime.now(timezone.utc)
+_now = query.utcnow
 
 
-def _oid(user_id):
-    try:
-        return ObjectId(user_id)
-    except (InvalidId, TypeError):
-        return None
+_oid = query.object_id
 
 
 def create(db, email, username, password_hash, role, full_name=None):

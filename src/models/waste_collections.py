@@ -1,9 +1,9 @@
 """The `waste_collections` collection: scheduled bin collections and their planned routes."""
 from datetime import datetime, timezone
 
-from bson import ObjectId
-from bson.errors import InvalidId
 from pymongo import ReturnDocument
+
+from src.models import query
 
 STATUSES = ("scheduled", "in_progress", "completed", "cancelled")
 # completed and cancelled are final: a collection that happened (or never will) is history.
@@ -15,11 +15,7 @@ TRANSITIONS = {
 }
 
 
-def oid(collection_id):
-    try:
-        return ObjectId(collection_id)
-    except (InvalidId, TypeError):
-        return None
+oid = query.object_id
 
 
 def create(db, doc):

@@ -177,3 +177,23 @@ def test_alert_updated_reaches_every_severity_room_the_alert_was_in(client, admi
     post_env(client, admin_headers, 5.0)    # resolved
     updates = [to for event, to in sent if event == "alert_updated"]
     assert sorted(updates[-1]) == ["alerts:environment:critical", "alerts:environment:high"]
+
+
+def test_alerts_opened_by_another_process_are_resolved_after_the_index_refresh(app, client, admin_headers,
+                                                                                monkeypatch):
+    """With MongoDB the open-alert index is re-read periodically instead of queried per reading."""
+    from src.db import get_db
+    from src.models import alerts
+    from src.services import ingest
+
+    index = app.extensions["open_alerts"]
+    monkeypatch.setattr(index, "authoritative", False)
+    index.load([])
+    with app.app_context():  # as if another process had raised it
+        alerts.raise_or_bump(get_db(), module="environment", sensor_id="ENV-A1", rule_id="environment.aqi",
+                             alert_type="air_quality", severity="high", message="m", value=250, threshold=201)
+    post_env(client, admin_headers, 5.0)
+    assert len(open_alerts(client, admin_headers)) == 1  # not yet seen by this process
+    monkeypatch.setattr(ingest, "OPEN_INDEX_REFRESH_S", 0)
+    post_env(client, admin_headers, 5.0)
+    assert open_alerts(client, admin_headers) == []

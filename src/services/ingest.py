@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 RULES_REFRESH_S = 5.0
+OPEN_INDEX_REFRESH_S = 5.0
 
 
 def ingest(module, payload, source="api"):
@@ -158,7 +159,7 @@ def apply_rules(db, module, reading, rules):
 def resolve_if_open(db, open_index, sensor_id, rule_id):
     """Auto-resolve the open alert for (sensor, rule), if there is one, and broadcast it."""
     key = alerts.open_key(sensor_id, rule_id)
-    if open_index.authoritative and key not in open_index:
+    if not open_index.might_be_open(db, key):
         return  # nothing open: the common case costs no query
     resolved = alerts.resolve_open(db, sensor_id, rule_id, by="system")
     open_index.discard(key)
@@ -183,14 +184,26 @@ class RuleCache:
 
 
 class OpenAlertIndex:
-    """Keys of open alerts. Authoritative only on the embedded engine (one process writes)."""
+    """Keys of open alerts, so a normal reading costs no query when nothing is open.
+
+    On the embedded engine this process is the only writer, so the set is exact. With MongoDB,
+    other processes open alerts too: the set is re-read every OPEN_INDEX_REFRESH_S, so such an
+    alert is auto-resolved by the first normal reading after that (a few seconds late at most)
+    instead of every reading paying a write for every rule.
+    """
 
     def __init__(self, authoritative):
         self.authoritative = authoritative
         self._keys = set()
         self._lock = threading.Lock()
+        self._loaded = 0.0
 
     def __contains__(self, key):
+        return key in self._keys
+
+    def might_be_open(self, db, key):
+        if not self.authoritative and time.monotonic() - self._loaded > OPEN_INDEX_REFRESH_S:
+            self.load(alerts.open_keys(db))
         return key in self._keys
 
     def add(self, key):
@@ -204,6 +217,7 @@ class OpenAlertIndex:
     def load(self, keys):
         with self._lock:
             self._keys = set(keys)
+            self._loaded = time.monotonic()
 
 
 def rule_cache():

@@ -166,7 +166,11 @@ def ensure_schema(db, raw_retention_hours):
                 pass  # another process created it first
         elif spec.get("validator") and not embedded:
             # Existing databases get today's validator too, so collections.json stays the truth.
-            db.command("collMod", name, validator=spec["validator"], validationLevel="moderate")
+            try:
+                db.command("collMod", name, validator=spec["validator"], validationLevel="moderate")
+            except OperationFailure as exc:  # e.g. a least-privilege readWrite user
+                log.warning("could not update the validator of %s (%s); keeping the existing one", name,
+                            exc.code)
         for index in spec.get("indexes", []):
             model = _index_model(index, ttl_seconds, embedded)
             try:

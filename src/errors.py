@@ -124,8 +124,9 @@ def handle_duplicate_key(exc):
 
 def handle_range_too_large(exc):
     """An aggregate over more history than a request may read."""
-    return error_response(422, f"The range is too large for one request: {exc}. For long ranges submit a "
-                               "report_generation or data_export task.", "range_too_large")
+    return error_response(422, f"The range is too large for one request: {exc}. City-wide and district "
+                               "aggregates take any range; for raw data over long ranges submit a "
+                               "data_export task.", "range_too_large")
 
 
 def handle_unstorable_text(exc):

@@ -197,3 +197,11 @@ def test_alerts_opened_by_another_process_are_resolved_after_the_index_refresh(a
     monkeypatch.setattr(ingest, "OPEN_INDEX_REFRESH_S", 0)
     post_env(client, admin_headers, 5.0)
     assert open_alerts(client, admin_headers) == []
+
+
+@pytest.mark.parametrize("template", ["{value:d} ppm", "{sensor_id:.1f}", "{threshold:.1f}", "{district!r}"])
+def test_templates_that_cannot_render_are_refused(client, admin_headers, template):
+    rule = {"module": "environment", "metric": "co2", "type": "co2_high", "name": "CO2", "message": template,
+            "levels": [{"severity": "high", "op": "gt", "value": 1500}]}
+    response = client.post("/api/alerts/rules", headers=admin_headers, json=rule)
+    assert response.status_code == 422 and "message" in response.get_json()["errors"]

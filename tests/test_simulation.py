@@ -206,3 +206,17 @@ def test_simulated_data_can_be_purged(sim_app):
     assert db.alerts.count_documents({"source": "simulator"}) == 0
     snapshot = client.get("/api/dashboard/real-time-data", headers=admin_headers).get_json()["data"]
     assert [r["sensor_id"] for r in snapshot["traffic"]] == ["REAL-1"] and snapshot["environment"] == []
+
+
+def test_a_decommissioned_sensor_is_closed_and_forgotten(app, client, admin_headers):
+    body = {"sensor_id": "T-GONE", "vehicle_count": 3, "average_speed": 30.0, "congestion_level": 10.0}
+    assert client.post("/api/traffic/data", headers=admin_headers, json=body).status_code == 201
+    with app.app_context():
+        housekeeping_jobs.stale_sensors(datetime.now(timezone.utc) + timedelta(minutes=10))
+        assert get_db().alerts.count_documents({"type": "sensor_offline", "status": "active"}) == 1
+        housekeeping_jobs.stale_sensors(datetime.now(timezone.utc) + timedelta(hours=30))
+        offline = get_db().alerts.find_one({"type": "sensor_offline"})
+        assert offline["status"] == "resolved" and offline["note"] == "sensor decommissioned"
+        assert get_db().latest.count_documents({"sensor_id": "T-GONE"}) == 0
+    sensors = client.get("/api/dashboard/real-time-data", headers=admin_headers).get_json()["data"]["traffic"]
+    assert sensors == []

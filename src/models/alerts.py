@@ -67,9 +67,12 @@ def raise_or_bump(db, *, module, sensor_id, rule_id, alert_type, severity, messa
     if change == "escalated":
         # News to subscribers of the higher severity, and back on the operators' active list.
         fields.update(raised_at=now, status="active")
-    # Conditional on the severity we saw: of two concurrent escalations only one wins and is announced.
+    # Conditional, so concurrent changes cannot undo each other: an escalation applies only while the
+    # alert is still below our severity (the highest always wins), a de-escalation only while the
+    # alert is still at the severity we saw.
+    guard = {"$lt": rank} if change == "escalated" else before["severity_rank"]
     after = db.alerts.find_one_and_update(
-        {"_id": before["_id"], "severity_rank": before["severity_rank"]},
+        {"_id": before["_id"], "severity_rank": guard},
         {"$set": fields, "$push": {"severity_history": {"from": before["severity"], "to": severity, "at": now}}},
         return_document=ReturnDocument.AFTER)
     if after is None:

@@ -36,3 +36,7 @@ def get(db, module, sensor_id):
 
 def delete_by_source(db, source):
     return db.latest.delete_many({"source": source}).deleted_count
+
+
+def delete(db, module, sensor_id):
+    return db.latest.delete_one({"_id": key(module, sensor_id)}).deleted_count

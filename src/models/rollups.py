@@ -126,7 +126,7 @@ def refresh(db, now=None, max_readings=50000, oldest_hour=None):
     return {"buckets": len(writes), "readings": seen, "watermark": changes["watermark"], "complete": complete}
 
 
-def refresh_if_stale(db, max_age_s=90, max_readings=5000):
+def refresh_if_stale(db, max_age_s=15, max_readings=5000):
     """Catch the rollup up on read when no job has refreshed it lately (e.g. no scheduler runs)."""
     state = db.rollup_state.find_one({"_id": STATE_ID}, {"updated_at": 1}) or {}
     updated = state.get("updated_at")
@@ -160,19 +160,44 @@ def hourly(db, module, sensor_id=None, district=None, start=None, end=None, limi
     return docs
 
 
-def merge(module, buckets):
-    """Combine buckets' metrics (sums and counts add, min/max fold)."""
-    merged = {}
-    for bucket in buckets:
-        for metric, agg in bucket["metrics"].items():
-            into = merged.setdefault(metric, {"count": 0, "sum": 0.0, "min": agg["min"], "max": agg["max"]})
-            into["count"] += agg["count"]
-            into["sum"] += agg["sum"]
-            into["min"] = min(into["min"], agg["min"])
-            into["max"] = max(into["max"], agg["max"])
+def fold(merged, bucket):
+    """Add one bucket's metrics into `merged` (sums and counts add, min/max fold)."""
+    for metric, agg in bucket["metrics"].items():
+        into = merged.setdefault(metric, {"count": 0, "sum": 0.0, "min": agg["min"], "max": agg["max"]})
+        into["count"] += agg["count"]
+        into["sum"] += agg["sum"]
+        into["min"] = min(into["min"], agg["min"])
+        into["max"] = max(into["max"], agg["max"])
+    return merged
+
+
+def finish(merged):
     for agg in merged.values():
         agg["avg"] = agg["sum"] / agg["count"] if agg["count"] else None
     return merged
+
+
+def merge(module, buckets):
+    """Combine buckets' metrics into {metric: {count, sum, min, max, avg}}."""
+    merged = {}
+    for bucket in buckets:
+        fold(merged, bucket)
+    return finish(merged)
+
+
+def iter_hourly(db, module, sensor_id=None, district=None, start=None, end=None, batch=5000):
+    """Every hourly bucket of a range, in bounded batches (for aggregates over long ranges)."""
+    base = _query(module, sensor_id, district, start, end)
+    last = None
+    while True:
+        criteria = dict(base)
+        if last is not None:
+            criteria["$or"] = [{"hour": {"$gt": last[0]}}, {"hour": last[0], "_id": {"$gt": last[1]}}]
+        page = list(db.readings_hourly.find(criteria).sort([("hour", 1), ("_id", 1)]).limit(batch))
+        yield from page
+        if len(page) < batch:
+            return
+        last = (page[-1]["hour"], page[-1]["_id"])
 
 
 def period_start(hour, resolution):
@@ -181,17 +206,24 @@ def period_start(hour, resolution):
 
 def series(db, module, resolution, sensor_id=None, district=None, start=None, end=None, per_sensor=True,
            limit=None):
-    """Aggregates per period (and per sensor unless per_sensor=False), oldest first."""
+    """Aggregates per period (and per sensor unless per_sensor=False), oldest first.
+
+    City-wide series stream the buckets (any range); per-sensor ones are capped at MAX_BUCKETS.
+    """
+    buckets = (hourly(db, module, sensor_id, district, start, end, limit=limit) if per_sensor
+               else iter_hourly(db, module, sensor_id, district, start, end))
     groups = {}
-    for bucket in hourly(db, module, sensor_id, district, start, end, limit=limit):
+    for bucket in buckets:
         key = (period_start(bucket["hour"], resolution), bucket["sensor_id"] if per_sensor else None)
-        groups.setdefault(key, []).append(bucket)
+        group = groups.setdefault(key, {"count": 0, "metrics": {}, "district": bucket.get("district")})
+        group["count"] += bucket["count"]
+        fold(group["metrics"], bucket)
     items = []
-    for (period, sensor), buckets in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        item = {"period_start": period, "resolution": resolution, "count": sum(b["count"] for b in buckets),
-                "metrics": merge(module, buckets)}
+    for (period, sensor), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        item = {"period_start": period, "resolution": resolution, "count": group["count"],
+                "metrics": finish(group["metrics"])}
         if per_sensor:
-            item.update(sensor_id=sensor, district=buckets[0].get("district"))
+            item.update(sensor_id=sensor, district=group["district"])
         elif district:
             item["district"] = district
         items.append(item)

@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 class JobSpec:
     """A scheduled job: id, interval, function(now), and whether only the leader runs it."""
 
-    def __init__(self, job_id, interval_s, func, leader_only=True, description=""):
+    def __init__(self, job_id, interval_s, func, leader_only=True, description="", pausable=True):
         self.job_id, self.interval_s, self.func = job_id, interval_s, func
-        self.leader_only, self.description = leader_only, description
+        self.leader_only, self.description, self.pausable = leader_only, description, pausable
 
 
 def job_specs(app):
@@ -42,6 +42,9 @@ def job_specs(app):
                 description="emit system_update to the system room"),
         JobSpec("publish_metrics", config["SYSTEM_UPDATE_INTERVAL_S"], housekeeping.publish_metrics,
                 leader_only=False, description="share this process's realtime metrics with the leader"),
+        JobSpec("expire_sessions", config["SYSTEM_UPDATE_INTERVAL_S"], housekeeping.expire_sessions,
+                leader_only=False, pausable=False,
+                description="disconnect sockets whose token expired or was revoked"),
     ]
     if config["SIMULATION_ENABLED"]:
         for module, interval in config["SIMULATION_INTERVALS"].items():
@@ -65,7 +68,7 @@ class JobRunner:
             if spec.leader_only and not manual and not self.leader.is_leader:
                 return "skipped: not leader"
             db = get_db()
-            if not manual and job_stats.is_paused(db, job_id):
+            if not manual and spec.pausable and job_stats.is_paused(db, job_id):
                 return "skipped: paused"
             started = time.perf_counter()
             now = datetime.now(timezone.utc)

@@ -18,9 +18,12 @@ def system_update(now):
 
 
 def publish_metrics(now):
-    """Share this process's realtime metrics; drop sockets whose token expired or was revoked."""
+    """Share this process's realtime metrics so the leader's system_update covers every process."""
+    return housekeeping.publish_process_metrics(now)
+
+
+def expire_sessions(now):
+    """Disconnect sockets whose token expired or was revoked (logout, password change)."""
     from src.events.handlers import disconnect_stale_sessions
 
-    result = housekeeping.publish_process_metrics(now)
-    result["disconnected"] = disconnect_stale_sessions()
-    return result
+    return {"disconnected": disconnect_stale_sessions()}

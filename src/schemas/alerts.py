@@ -91,9 +91,15 @@ def validate_template(template):
     for _, field, spec, conversion in parts:
         if field is None:
             continue
-        if field not in TEMPLATE_FIELDS or conversion or not SIMPLE_FORMAT.match(spec or ""):
-            raise ValidationError(f"Template fields are {{{'}, {'.join(TEMPLATE_FIELDS)}}}, "
-                                  "optionally with a short format such as {value:.1f}.")
+        if (field not in TEMPLATE_FIELDS or conversion or not SIMPLE_FORMAT.match(spec or "")
+                or (spec and field != "value")):
+            raise ValidationError(f"Template fields are {{{'}, {'.join(TEMPLATE_FIELDS)}}}; only {{value}} "
+                                  "may take a short format such as {value:.1f}.")
+    sample = dict(value=12.5, sensor_id="S-1", severity="high", threshold="10", metric="m", district="d", name="n")
+    try:
+        template.format(**sample)
+    except (ValueError, TypeError) as exc:  # e.g. {value:d} on a reading that is a float
+        raise ValidationError(f"Template cannot render a reading: {exc}.")
 
 
 def _is_number(value):

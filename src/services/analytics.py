@@ -29,10 +29,13 @@ def _summarise(metrics, names):
 
 def module_summary(db, module, start, end, district=None):
     """Readings, sensors and key-metric stats of one module over [start, end)."""
-    buckets = rollups.hourly(db, module, district=district, start=start, end=end)
-    merged = rollups.merge(module, buckets)
-    return {"readings": sum(b["count"] for b in buckets), "sensors": len({b["sensor_id"] for b in buckets}),
-            "metrics": _summarise(merged, KEY_METRICS[module])}
+    merged, readings_count, sensors = {}, 0, set()
+    for bucket in rollups.iter_hourly(db, module, district=district, start=start, end=end):
+        rollups.fold(merged, bucket)
+        readings_count += bucket["count"]
+        sensors.add(bucket["sensor_id"])
+    return {"readings": readings_count, "sensors": len(sensors),
+            "metrics": _summarise(rollups.finish(merged), KEY_METRICS[module])}
 
 
 def alert_counts(db, start, end):
@@ -59,7 +62,7 @@ def traffic_patterns(start=None, end=None, district=None, sensor_id=None, metric
     db = get_db()
     rollups.refresh_if_stale(db)
     hours, days = {}, {}
-    for bucket in rollups.hourly(db, "traffic", sensor_id=sensor_id, district=district, start=start, end=end):
+    for bucket in rollups.iter_hourly(db, "traffic", sensor_id=sensor_id, district=district, start=start, end=end):
         agg = bucket["metrics"].get(metric)
         if not agg:
             continue

@@ -63,7 +63,7 @@ def emergency_overview(now):
     """Units by status and incidents of the last 24 h, open and resolved, with response times."""
     stats = emergency.statistics(start=now - timedelta(hours=24), end=now)
     units = stats["units_by_status"]
-    by_status = stats["by_status"]
+    by_status = emergency.statistics()["by_status"]  # open incidents, however old
     return {"units": sum(units.values()), "units_available": units.get("available", 0),
             "units_by_status": units, "incidents_24h": stats["total"],
             "incidents_open": sum(n for s, n in by_status.items() if s not in ("resolved", "cancelled")),

@@ -76,7 +76,7 @@ def consumption(start=None, end=None, grid_id=None, district=None, resolution="h
     if start >= end:
         raise ValidationError("`from` must be before `to`.", "from")
     db = get_db()
-    rollups.refresh_if_stale(db, max_readings=REQUEST_ROLLUP_BUDGET)
+    rollups.refresh_if_stale(db, max_readings=REQUEST_ROLLUP_BUDGET)  # at most ~15 s behind
     hours = rollups.series(db, "energy", "hour", sensor_id=grid_id, district=district, start=start, end=end)
 
     periods = {}

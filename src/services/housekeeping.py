@@ -9,7 +9,7 @@ from src.db import get_db
 from src.realtime import broadcast, metrics
 from src.realtime.rooms import READING_MODULES
 from src.extensions import socketio
-from src.models import alerts, job_stats, readings, revoked_tokens, rollups
+from src.models import alerts, job_stats, latest, readings, revoked_tokens, rollups
 from src.redis_client import get_redis
 from src.services.ingest import open_alert_index
 from src.services.latest import get_cache
@@ -48,7 +48,10 @@ def flag_stale_sensors(now):
         for reading in cache.snapshot(module):
             limit_s = STALE_FACTOR * expected_interval_s(module, reading)
             silent_s = (now - reading.get("received_at", reading["timestamp"])).total_seconds()
-            if silent_s <= limit_s or silent_s > forget_after_s:
+            if silent_s > forget_after_s:
+                forget_sensor(db, cache, module, reading["sensor_id"])
+                continue
+            if silent_s <= limit_s:
                 continue
             alert, change = alerts.raise_or_bump(
                 db, module=module, sensor_id=reading["sensor_id"], rule_id=OFFLINE_RULE, alert_type="sensor_offline",
@@ -60,6 +63,16 @@ def flag_stale_sensors(now):
                 raised += 1
                 broadcast.emit_alert(alert)
     return {"raised": raised}
+
+
+def forget_sensor(db, cache, module, sensor_id):
+    """A decommissioned sensor: close its offline alert and drop it from the live views."""
+    resolved = alerts.resolve_open(db, sensor_id, OFFLINE_RULE, by="system", note="sensor decommissioned")
+    open_alert_index().discard(alerts.open_key(sensor_id, OFFLINE_RULE))
+    if resolved:
+        broadcast.emit_alert_updated(resolved, "resolved")
+    latest.delete(db, module, sensor_id)
+    cache.forget(module, sensor_id)
 
 
 def process_id():

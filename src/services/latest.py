@@ -6,9 +6,11 @@ other processes ingest too, so a module's snapshot is refreshed from the `latest
 """
 import threading
 import time
+from datetime import timedelta
 
 from src.db import get_db, is_embedded
 from src.models import latest as latest_model
+from src.schemas.common import now_utc
 
 REFRESH_S = 2.0
 
@@ -42,13 +44,22 @@ class LatestCache:
             doc = dict(doc)
             doc["_id"] = doc.pop("reading_id", None)
             fresh[doc["sensor_id"]] = doc
+        recent = now_utc() - timedelta(seconds=2 * REFRESH_S)
         with self._lock:
             for sensor_id, reading in self._by_module.get(module, {}).items():
-                # A reading this process just stored may be newer than what it read back.
-                if sensor_id in fresh and reading["timestamp"] > fresh[sensor_id]["timestamp"]:
+                # A reading this process just stored may be newer than, or missing from, what it
+                # read back (its upsert may land a moment later).
+                if sensor_id in fresh:
+                    if reading["timestamp"] > fresh[sensor_id]["timestamp"]:
+                        fresh[sensor_id] = reading
+                elif reading.get("received_at", reading["timestamp"]) >= recent:
                     fresh[sensor_id] = reading
             self._by_module[module] = fresh
             self._loaded_at[module] = time.monotonic()
+
+    def forget(self, module, sensor_id):
+        with self._lock:
+            self._by_module.get(module, {}).pop(sensor_id, None)
 
     def clear(self, source=None):
         """Forget everything (or only readings from `source`)."""

@@ -11,14 +11,20 @@ import threading
 import time
 import uuid
 
+from marshmallow import ValidationError
+
 from src.db import get_db
+from src.errors import ApiError
 from src.models import tasks as task_model
+from src.models.rollups import RangeTooLarge
 from src.redis_client import get_redis
 from src.services import task_types
 from src.services.tasks import announce, requeue_expired, wake_key
 
 log = logging.getLogger(__name__)
 PROGRESS_EMIT_INTERVAL_S = 0.5
+# The task's own data or range is the problem; another attempt would fail the same way.
+PERMANENT_ERRORS = (ValidationError, RangeTooLarge, ApiError)
 REQUEUE_EVERY_S = 5.0
 
 
@@ -95,6 +101,12 @@ class TaskWorker:
             if spec is None:
                 raise ValueError(f"unknown task type {task['task_type']}")
             result = spec.handler(spec.schema().load(task["data"]), ctx)
+        except PERMANENT_ERRORS as exc:  # retrying cannot help: fail now, with the reason
+            done = task_model.finish(db, task["_id"], self.worker_id, "failed",
+                                     error=f"{exc.__class__.__name__}: {exc}")
+            if done:
+                announce(done)
+            return
         except task_types.TaskCancelled:
             done = task_model.finish(db, task["_id"], self.worker_id, "cancelled")
             if done:

@@ -46,3 +46,18 @@ def page(collection, query, sort, limit, offset, projection=None):
     order = [(field, direction)] + ([("_id", direction)] if field != "_id" else [])
     items = list(collection.find(query, projection).sort(order).skip(offset).limit(limit))
     return {"items": items, "total": collection.count_documents(query)}
+
+
+def in_batches(collection, criteria, field, batch, projection=None):
+    """Every matching document in (field, _id) order, fetched `batch` at a time (keyset paging,
+    so no query ever materialises a long range at once)."""
+    last = None
+    while True:
+        page_criteria = dict(criteria)
+        if last is not None:
+            page_criteria["$or"] = [{field: {"$gt": last[0]}}, {field: last[0], "_id": {"$gt": last[1]}}]
+        page = list(collection.find(page_criteria, projection).sort([(field, 1), ("_id", 1)]).limit(batch))
+        yield from page
+        if len(page) < batch:
+            return
+        last = (page[-1][field], page[-1]["_id"])

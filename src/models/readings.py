@@ -25,17 +25,8 @@ def find_range(db, module, sensor_id=None, district=None, start=None, end=None, 
 
 def iter_range(db, module, start, end, sensor_id=None, district=None, batch=2000, fields=None):
     """Yield readings in [start, end) in timestamp order, in bounded batches."""
-    base = _range_query(module, sensor_id, district, start, end)
-    last = None
-    while True:
-        page_query = dict(base)
-        if last is not None:
-            page_query["$or"] = [{"timestamp": {"$gt": last[0]}}, {"timestamp": last[0], "_id": {"$gt": last[1]}}]
-        page = list(db.readings.find(page_query, fields).sort([("timestamp", 1), ("_id", 1)]).limit(batch))
-        yield from page
-        if len(page) < batch:
-            return
-        last = (page[-1]["timestamp"], page[-1]["_id"])
+    criteria = _range_query(module, sensor_id, district, start, end)
+    return query.in_batches(db.readings, criteria, "timestamp", batch, fields)
 
 
 def delete_older_than(db, cutoff, limit=None):

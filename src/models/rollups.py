@@ -13,6 +13,8 @@ import logging
 
 from pymongo import UpdateOne
 
+from src.models import query
+
 log = logging.getLogger(__name__)
 
 STATE_ID = "readings_hourly"
@@ -71,8 +73,8 @@ def recompute_buckets(db, buckets):
     now = datetime.now(timezone.utc)
     writes = []
     for hour, sensors in sorted(by_hour.items()):
-        query = {"timestamp": {"$gte": hour, "$lt": hour + timedelta(hours=1)}, "sensor_id": {"$in": sorted(sensors)}}
-        docs = list(db.readings.find(query, fields).limit(MAX_SCAN + 1))
+        criteria = {"timestamp": {"$gte": hour, "$lt": hour + timedelta(hours=1)}, "sensor_id": {"$in": sorted(sensors)}}
+        docs = list(db.readings.find(criteria, fields).limit(MAX_SCAN + 1))
         if len(docs) > MAX_SCAN:
             log.error("rollup of %s skipped: more than %d readings in one hour", hour, MAX_SCAN)
             continue
@@ -101,11 +103,11 @@ def refresh(db, now=None, max_readings=50000, oldest_hour=None):
     state = db.rollup_state.find_one({"_id": STATE_ID}) or {}
     watermark = state.get("watermark", EPOCH)
     if state.get("resume_id") is not None:
-        query = {"$or": [{"received_at": {"$gt": watermark, "$lte": now}},
+        criteria = {"$or": [{"received_at": {"$gt": watermark, "$lte": now}},
                          {"received_at": watermark, "_id": {"$gt": state["resume_id"]}}]}
     else:
-        query = {"received_at": {"$gt": watermark - timedelta(seconds=LAG_S), "$lte": now}}
-    cursor = db.readings.find(query, {"module": 1, "sensor_id": 1, "timestamp": 1, "received_at": 1}
+        criteria = {"received_at": {"$gt": watermark - timedelta(seconds=LAG_S), "$lte": now}}
+    cursor = db.readings.find(criteria, {"module": 1, "sensor_id": 1, "timestamp": 1, "received_at": 1}
                               ).sort([("received_at", 1), ("_id", 1)]).limit(max_readings)
     buckets, seen, last = set(), 0, None
     for doc in cursor:
@@ -136,18 +138,18 @@ def refresh_if_stale(db, max_age_s=15, max_readings=5000):
 
 
 def _query(module, sensor_id=None, district=None, start=None, end=None):
-    query = {"module": module}
+    criteria = {"module": module}
     if sensor_id:
-        query["sensor_id"] = sensor_id
+        criteria["sensor_id"] = sensor_id
     if district:
-        query["district"] = district
+        criteria["district"] = district
     if start or end:
-        query["hour"] = {}
+        criteria["hour"] = {}
         if start:
-            query["hour"]["$gte"] = hour_of(start)
+            criteria["hour"]["$gte"] = hour_of(start)
         if end:
-            query["hour"]["$lt"] = end
-    return query
+            criteria["hour"]["$lt"] = end
+    return criteria
 
 
 def hourly(db, module, sensor_id=None, district=None, start=None, end=None, limit=None):
@@ -187,17 +189,7 @@ def merge(module, buckets):
 
 def iter_hourly(db, module, sensor_id=None, district=None, start=None, end=None, batch=5000):
     """Every hourly bucket of a range, in bounded batches (for aggregates over long ranges)."""
-    base = _query(module, sensor_id, district, start, end)
-    last = None
-    while True:
-        criteria = dict(base)
-        if last is not None:
-            criteria["$or"] = [{"hour": {"$gt": last[0]}}, {"hour": last[0], "_id": {"$gt": last[1]}}]
-        page = list(db.readings_hourly.find(criteria).sort([("hour", 1), ("_id", 1)]).limit(batch))
-        yield from page
-        if len(page) < batch:
-            return
-        last = (page[-1]["hour"], page[-1]["_id"])
+    return query.in_batches(db.readings_hourly, _query(module, sensor_id, district, start, end), "hour", batch)
 
 
 def period_start(hour, resolution):
@@ -238,13 +230,13 @@ def series_page(db, module, resolution, sensor_id=None, district=None, start=Non
     range's buckets, so a range too large for that raises RangeTooLarge.
     """
     if resolution == "hour":
-        query = _query(module, sensor_id, district, start, end)
+        criteria = _query(module, sensor_id, district, start, end)
         direction = -1 if descending else 1
-        buckets = list(db.readings_hourly.find(query).sort([("hour", direction), ("sensor_id", 1)])
+        buckets = list(db.readings_hourly.find(criteria).sort([("hour", direction), ("sensor_id", 1)])
                        .skip(offset).limit(limit))
         items = [{"period_start": b["hour"], "resolution": "hour", "count": b["count"], "metrics": merge(module, [b]),
                   "sensor_id": b["sensor_id"], "district": b.get("district")} for b in buckets]
-        return {"items": items, "total": db.readings_hourly.count_documents(query)}
+        return {"items": items, "total": db.readings_hourly.count_documents(criteria)}
     items = series(db, module, resolution, sensor_id, district, start, end)
     if descending:
         items.reverse()

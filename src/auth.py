@@ -15,8 +15,6 @@ from src.redis_client import get_redis
 
 ALGORITHM = "HS256"
 ACCESS, REFRESH = "access", "refresh"
-# bcrypt only looks at the first 72 bytes; longer passwords are refused, not truncated.
-MAX_PASSWORD_BYTES = 72
 
 
 class AuthError(ApiError):
@@ -181,7 +179,6 @@ def roles_required(*roles):
             if roles and claims["role"] not in roles:
                 raise AuthError(f"This action requires role: {' or '.join(roles)}", status=403, error="forbidden")
             return view(*args, **kwargs)
-        wrapper.required_roles = roles
         return wrapper
     return decorator
 

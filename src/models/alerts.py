@@ -130,8 +130,7 @@ def insert_event_alert(db, alert):
 
 
 def get(db, alert_id):
-    key = oid(alert_id)
-    return db.alerts.find_one({"_id": key}) if key else None
+    return query.by_id(db.alerts, alert_id)
 
 
 def _filter(module=None, severity=None, status=None, sensor_id=None, district=None, start=None, end=None,

@@ -25,8 +25,7 @@ def create(db, doc):
 
 
 def get(db, incident_id):
-    key = oid(incident_id)
-    return db.emergency_incidents.find_one({"_id": key}) if key else None
+    return query.by_id(db.emergency_incidents, incident_id)
 
 
 def _filter(status=None, incident_type=None, severity=None, district=None, start=None, end=None):

@@ -43,10 +43,6 @@ def list_page(db, district=None, limit=50, offset=0, sort="grid_id"):
     return {"items": items, "total": db.grids.count_documents(query)}
 
 
-def all_grids(db, limit=1000):
-    return list(db.grids.find({}).sort("grid_id", 1).limit(limit))
-
-
 def count(db):
     return db.grids.count_documents({})
 

@@ -26,10 +26,6 @@ def for_module(db, module, limit=5000):
     return list(db.latest.find({"module": module}).limit(limit))
 
 
-def all_modules(db, limit=20000):
-    return list(db.latest.find({}).limit(limit))
-
-
 def get(db, module, sensor_id):
     return db.latest.find_one({"_id": key(module, sensor_id)})
 

@@ -17,6 +17,12 @@ def object_id(value):
         return None
 
 
+def by_id(collection, value):
+    """The document with this id (string or ObjectId), or None, including for a malformed id."""
+    key = object_id(value)
+    return collection.find_one({"_id": key}) if key else None
+
+
 def matching(**fields):
     """An equality filter of the given fields that have a value; lists and tuples become $in."""
     query = {}

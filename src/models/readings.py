@@ -1,9 +1,6 @@
 """The `readings` collection: every raw reading of every module, with a `module` field."""
 from src.models import query
 
-SORTABLE = ("timestamp", "sensor_id", "district")
-
-
 def insert_many(db, readings):
     """Store readings (dicts are given their `_id`)."""
     if readings:
@@ -29,7 +26,7 @@ def iter_range(db, module, start, end, sensor_id=None, district=None, batch=2000
     return query.in_batches(db.readings, criteria, "timestamp", batch, fields)
 
 
-def delete_older_than(db, cutoff, limit=None):
+def delete_older_than(db, cutoff):
     """Delete raw readings with timestamp before `cutoff`; returns the number deleted."""
     return db.readings.delete_many({"timestamp": {"$lt": cutoff}}).deleted_count
 

@@ -6,13 +6,11 @@ lease expires and `requeue_expired` puts the task back. MongoDB is the source of
 """
 from datetime import timedelta
 
-from bson import ObjectId
 from pymongo import ReturnDocument
 
 from src.models import query
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-FINAL = ("completed", "failed", "cancelled")
 
 _now = query.utcnow
 
@@ -115,8 +113,7 @@ def cancel(db, task_id, now=None):
 
 
 def get(db, task_id):
-    key = oid(task_id) if not isinstance(task_id, ObjectId) else task_id
-    return db.tasks.find_one({"_id": key}) if key else None
+    return query.by_id(db.tasks, task_id)
 
 
 def list_page(db, owner_id=None, status=None, task_type=None, limit=50, offset=0, sort="-created_at"):
@@ -132,9 +129,3 @@ def list_page(db, owner_id=None, status=None, task_type=None, limit=50, offset=0
     items = list(db.tasks.find(query, {"result": 0}).sort([(field, direction), ("_id", direction)])
                  .skip(offset).limit(limit))
     return {"items": items, "total": db.tasks.count_documents(query)}
-
-
-def next_run_after(db):
-    """When the earliest queued task becomes runnable (for workers deciding how long to sleep)."""
-    doc = db.tasks.find_one({"status": "queued"}, {"run_after": 1}, sort=[("run_after", 1)])
-    return doc["run_after"] if doc else None

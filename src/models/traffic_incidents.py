@@ -22,8 +22,7 @@ def create(db, doc):
 
 
 def get(db, incident_id):
-    key = oid(incident_id)
-    return db.traffic_incidents.find_one({"_id": key}) if key else None
+    return query.by_id(db.traffic_incidents, incident_id)
 
 
 def _filter(status=None, district=None, severity=None, incident_type=None, start=None, end=None):

@@ -4,7 +4,6 @@ from pymongo import ReturnDocument
 from src.models import query
 
 ROLES = ("admin", "operator", "viewer")
-PUBLIC_FIELDS = ("email", "username", "role", "full_name", "active", "created_at", "updated_at", "last_login_at")
 
 _now = query.utcnow
 
@@ -32,8 +31,7 @@ def create(db, email, username, password_hash, role, full_name=None):
 
 
 def get(db, user_id):
-    oid = _oid(user_id)
-    return db.users.find_one({"_id": oid}) if oid else None
+    return query.by_id(db.users, user_id)
 
 
 def find_by_email(db, email):
@@ -63,16 +61,3 @@ def set_password(db, user_id, password_hash):
 
 def record_login(db, user_id):
     db.users.update_one({"_id": _oid(user_id)}, {"$set": {"last_login_at": _now()}})
-
-
-def list_page(db, role=None, limit=50, offset=0):
-    query = {"role": role} if role else {}
-    items = list(db.users.find(query).sort("created_at", 1).skip(offset).limit(limit))
-    return {"items": items, "total": db.users.count_documents(query)}
-
-
-def public(user):
-    """The user without secrets, with `id` as a string."""
-    out = {"id": str(user["_id"])}
-    out.update({k: user.get(k) for k in PUBLIC_FIELDS})
-    return out

@@ -27,8 +27,7 @@ def create(db, doc):
 
 
 def get(db, collection_id):
-    key = oid(collection_id)
-    return db.waste_collections.find_one({"_id": key}) if key else None
+    return query.by_id(db.waste_collections, collection_id)
 
 
 def transition(db, collection_id, from_status, to_status, changes=None):

@@ -1,5 +1,5 @@
 """Fields and schemas shared by every area."""
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -78,6 +78,16 @@ def unique_items(values):
     """A list validator: no repeats."""
     if len(values) != len(set(values)):
         raise ValidationError("Items must not repeat.")
+
+
+# Clocks drift; a time slightly in the future is accepted, one from next week is not.
+MAX_FUTURE = timedelta(minutes=5)
+
+
+def not_in_future(value):
+    """A field validator for times that report something that already happened."""
+    if value > now_utc() + MAX_FUTURE:
+        raise ValidationError("Time is in the future.")
 
 
 def now_utc():

@@ -5,9 +5,9 @@ from src.models.alerts import SEVERITY_RANK
 from src.models.emergency_incidents import STATUSES as INCIDENT_STATUSES
 from src.models.emergency_incidents import TYPES
 from src.models.units import KINDS, STATUSES as UNIT_STATUSES
-from src.schemas.common import ObjectIdString, UTCDateTime, now_utc
+from src.schemas.common import ObjectIdString, UTCDateTime, not_in_future
 from src.schemas.pagination import PageArgs, TimeRangeArgs, page_of, sort_validator
-from src.schemas.readings import DISTRICT, MAX_FUTURE, GeoPoint
+from src.schemas.readings import DISTRICT, GeoPoint
 
 SEVERITIES = tuple(SEVERITY_RANK)
 
@@ -51,12 +51,7 @@ class EmergencyIncidentCreateSchema(Schema):
     location = fields.Nested(GeoPoint, required=True)
     district = fields.String(validate=DISTRICT, metadata={"description": "nearest district when absent"})
     description = fields.String(load_default="", validate=validate.Length(max=2000))
-    reported_at = UTCDateTime(metadata={"description": "the server's UTC now when absent"})
-
-    @validates_schema
-    def not_in_future(self, data, **kwargs):
-        if data.get("reported_at") and data["reported_at"] > now_utc() + MAX_FUTURE:
-            raise ValidationError("reported_at is in the future.", "reported_at")
+    reported_at = UTCDateTime(validate=not_in_future, metadata={"description": "the server's UTC now when absent"})
 
 
 class EmergencyIncidentUpdateSchema(Schema):

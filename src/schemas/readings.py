@@ -1,15 +1,12 @@
 """Reading schemas, one per module: the single validation gate of the ingest pipeline."""
 import math
-from datetime import timedelta
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from src.schemas.common import UTCDateTime, now_utc
+from src.schemas.common import UTCDateTime, not_in_future, now_utc
 
 SENSOR_ID = validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$", error="1-64 letters, digits, '_', '.' or '-'.")
 DISTRICT = validate.Length(min=1, max=64)
-# Clocks drift; a reading from slightly in the future is accepted, one from next week is not.
-MAX_FUTURE = timedelta(minutes=5)
 
 
 class Measure(fields.Float):
@@ -55,15 +52,10 @@ class GeoPoint(Schema):
 
 
 class ReadingBase(Schema):
-    timestamp = UTCDateTime(metadata={"description": "ISO 8601; the server's UTC now when absent"})
+    timestamp = UTCDateTime(validate=not_in_future,
+                            metadata={"description": "ISO 8601; the server's UTC now when absent"})
     district = fields.String(validate=DISTRICT)
     location = fields.Nested(GeoPoint)
-
-    @validates_schema
-    def not_in_future(self, data, **kwargs):
-        ts = data.get("timestamp")
-        if ts is not None and ts > now_utc() + MAX_FUTURE:
-            raise ValidationError("Timestamp is in the future.", "timestamp")
 
     @post_load
     def fill_timestamp(self, data, **kwargs):

@@ -5,9 +5,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from src.models.alerts import SEVERITY_RANK
 from src.models.traffic_incidents import STATUSES, TYPES
-from src.schemas.common import ObjectIdString, UTCDateTime, now_utc
+from src.schemas.common import ObjectIdString, UTCDateTime, not_in_future
 from src.schemas.pagination import TimeRangeArgs, page_of, sort_validator
-from src.schemas.readings import DISTRICT, MAX_FUTURE, SENSOR_ID, GeoPoint
+from src.schemas.readings import DISTRICT, SENSOR_ID, GeoPoint
 
 SEVERITIES = tuple(SEVERITY_RANK)
 
@@ -21,14 +21,12 @@ class TrafficIncidentCreateSchema(Schema):
     district = fields.String(validate=DISTRICT, metadata={"description": "nearest district when absent"})
     sensor_id = fields.String(validate=SENSOR_ID)
     road_id = fields.String(validate=validate.Length(min=1, max=64))
-    reported_at = UTCDateTime(metadata={"description": "the server's UTC now when absent"})
+    reported_at = UTCDateTime(validate=not_in_future, metadata={"description": "the server's UTC now when absent"})
 
     @validates_schema
     def placed(self, data, **kwargs):
         if data.get("location") is None and not data.get("sensor_id"):
             raise ValidationError("Give a location, or a sensor_id whose location is known.", "location")
-        if data.get("reported_at") and data["reported_at"] > now_utc() + MAX_FUTURE:
-            raise ValidationError("reported_at is in the future.", "reported_at")
 
 
 class TrafficIncidentUpdateSchema(Schema):

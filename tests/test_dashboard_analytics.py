@@ -153,3 +153,13 @@ def test_overview_covers_emergency(app, client, admin_headers):
     section = client.get("/api/dashboard/overview", headers=admin_headers).get_json()["modules"]["emergency"]
     assert section["units"] == 12 and section["units_available"] == 11
     assert section["incidents_open"] == 1 and section["incidents_24h"] == 1
+
+
+def test_open_incidents_count_however_old(app, client, admin_headers):
+    long_ago = iso(NOW - timedelta(hours=30))
+    created = client.post("/api/emergency/incidents", headers=admin_headers, json={
+        "type": "hazard", "severity": "medium", "reported_at": long_ago,
+        "location": {"type": "Point", "coordinates": [-73.985, 40.748]}})
+    assert created.status_code == 201
+    section = client.get("/api/dashboard/overview", headers=admin_headers).get_json()["modules"]["emergency"]
+    assert section["incidents_open"] == 1 and section["incidents_24h"] == 0

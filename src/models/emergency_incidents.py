@@ -66,6 +66,11 @@ def count_by_status(db, start=None, end=None):
     return {status: db.emergency_incidents.count_documents(dict(base, status=status)) for status in STATUSES}
 
 
+def count_open(db):
+    """Incidents not yet resolved or cancelled, however long ago they were reported."""
+    return db.emergency_incidents.count_documents({"status": {"$nin": ["resolved", "cancelled"]}})
+
+
 def response_time_summary(db, start=None, end=None):
     """{count, avg_s, min_s, max_s} of response times of resolved incidents reported in the range."""
     match = dict(_filter(status="resolved", start=start, end=end), response_time_s={"$ne": None})

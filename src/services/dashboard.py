@@ -4,7 +4,7 @@ from datetime import timedelta
 from flask import current_app
 
 from src.db import get_db
-from src.models import alerts, bins, rollups
+from src.models import alerts, bins, emergency_incidents, rollups
 from src.schemas.common import now_utc
 from src.services import analytics, emergency
 from src.services.latest import get_cache
@@ -63,10 +63,9 @@ def emergency_overview(now):
     """Units by status and incidents of the last 24 h, open and resolved, with response times."""
     stats = emergency.statistics(start=now - timedelta(hours=24), end=now)
     units = stats["units_by_status"]
-    by_status = emergency.statistics()["by_status"]  # open incidents, however old
     return {"units": sum(units.values()), "units_available": units.get("available", 0),
             "units_by_status": units, "incidents_24h": stats["total"],
-            "incidents_open": sum(n for s, n in by_status.items() if s not in ("resolved", "cancelled")),
+            "incidents_open": emergency_incidents.count_open(get_db()),
             "kpis": {"mean_response_time_s": stats["response_time"]["avg_s"]}}
 
 

@@ -8,7 +8,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from src import db, redis_client, schedulers
+from src import db, outages, redis_client, schedulers
 from src.realtime import seam
 from src.realtime.seam import make_client_manager
 from src.services import ingest, latest, seed
@@ -33,6 +33,7 @@ def create_app(config=None):
     register_socket_handlers(app)
     register_error_handlers(app)
     register_request_guards(app)
+    register_security_headers(app)
     bootstrap_data(app)
     return app
 
@@ -56,7 +57,8 @@ def register_extensions(app):
     """Bind storage, Redis, rate limits, OpenAPI and Socket.IO to this app."""
     if app.config["TRUST_PROXY_HOPS"]:
         hops = app.config["TRUST_PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Only what nginx.conf sets: a forged X-Forwarded-Host must not change generated URLs.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
     db.init_app(app)
     redis_client.init_app(app)
     latest.init_app(app)
@@ -70,6 +72,8 @@ def register_extensions(app):
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         client_manager=make_client_manager(app.config["REDIS_URL"], seam.guards, app.config["SOCKETIO_CHANNEL"]),
         cors_allowed_origins=origins if origins == "*" else [o.strip() for o in origins.split(",")],
+        # Any origin may connect with `*`, but never with credentials (tokens go in `auth`, not cookies).
+        cors_credentials=origins != "*",
         logger=False,
         engineio_logger=False,
     )
@@ -86,12 +90,12 @@ def register_blueprints(app):
 
 def register_socket_handlers(app):
     """The Socket.IO event handlers (registered once on the shared SocketIO object)."""
-    from src.events import handlers  # importing registers the handlers
+    from src.events import guard, handlers, sessions  # importing registers the handlers
     from src.realtime import metrics
     from src.services import health
 
-    handlers.install_ack_probe(socketio.server)
-    health.register_provider("realtime", lambda app: metrics.snapshot(socketio))
+    guard.install(socketio.server)
+    health.register_provider("realtime", lambda app: dict(metrics.snapshot(socketio), **sessions.stats()))
     health.register_provider("scheduler", schedulers.status)
 
 
@@ -112,6 +116,30 @@ def register_request_guards(app):
 
 BOOTSTRAP_RETRY_S = 10
 
+# Every response: no MIME sniffing, no referrer leaks. API responses may load nothing; the
+# Swagger UI page loads its own assets. Token responses must not be cached by anyone.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
+            "connect-src 'self'; frame-ancestors 'none'")
+
+
+def register_security_headers(app):
+    """Security headers on every response, and no-store on everything under /api/auth."""
+    docs_path = app.config["OPENAPI_URL_PREFIX"].rstrip("/") + app.config["OPENAPI_SWAGGER_UI_PATH"]
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Content-Security-Policy", DOCS_CSP if request.path == docs_path else API_CSP)
+        if request.path.startswith("/api/auth/") or request.path.startswith("/api/users"):
+            headers["Cache-Control"] = "no-store"
+            headers["Pragma"] = "no-cache"
+        return response
+
 
 def bootstrap_data(app):
     """Create collections and indexes, and the default admin. Logged, not fatal, if MongoDB is down."""
@@ -129,8 +157,11 @@ def bootstrap_data(app):
             seed.seed_city(app)
         state["done"] = True
     except PyMongoError as exc:
-        log.error("database bootstrap failed (%s); requests get 503 until MongoDB is reachable",
-                  exc.__class__.__name__)
+        if not state.get("reported"):
+            state["reported"] = True
+            log.error("database bootstrap deferred (%s): requests get 503 until MongoDB is reachable, and "
+                      "the bootstrap completes then", exc.__class__.__name__)
+        outages.mongodb.failed(exc)
 
 
 class CityPulseRequest(Request):

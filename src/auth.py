@@ -1,5 +1,8 @@
 """Passwords, JWTs, revocation, and the one decorator that guards views by role."""
 import functools
+import sys
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -9,9 +12,9 @@ from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
 from src.db import get_db
-from src.errors import ApiError
+from src.errors import UNAVAILABLE_ERRORS, ApiError
 from src.models import revoked_tokens, users
-from src.redis_client import get_redis
+from src.redis_client import UNAVAILABLE, attempt, get_redis
 
 ALGORITHM = "HS256"
 ACCESS, REFRESH = "access", "refresh"
@@ -23,17 +26,66 @@ class AuthError(ApiError):
     status = 401
 
 
-# Passwords
+# Passwords. bcrypt is deliberately slow (~250 ms at 12 rounds), so it runs in a real OS thread
+# (eventlet's tpool) and never on the event loop, where four parallel wrong-password loops
+# used to stall every other request. At most BCRYPT_CONCURRENCY hashes run at once and at most
+# BCRYPT_QUEUE_MAX wait; past that the caller gets 503 at once instead of a growing queue.
+
+BCRYPT_MAX_BYTES = 72
+_bcrypt_slots = None
+_bcrypt_waiting = 0
+
+
+class PasswordTooLong(ValueError):
+    """bcrypt uses only 72 bytes; longer passwords are refused, not silently truncated."""
+
+
+def _run_bcrypt(func, *args):
+    global _bcrypt_slots, _bcrypt_waiting
+    config = current_app.config
+    if _bcrypt_slots is None:
+        _bcrypt_slots = threading.BoundedSemaphore(config["BCRYPT_CONCURRENCY"])
+    if _bcrypt_waiting >= config["BCRYPT_QUEUE_MAX"]:
+        raise ApiError("Too many sign-ins are being checked right now; try again in a moment", status=503,
+                       error="busy")
+    _bcrypt_waiting += 1
+    try:
+        _bcrypt_slots.acquire()
+    finally:
+        _bcrypt_waiting -= 1
+    try:
+        if _eventlet_patched():
+            from eventlet import tpool
+
+            return tpool.execute(func, *args)
+        return func(*args)
+    finally:
+        _bcrypt_slots.release()
+
+
+def _eventlet_patched():
+    patcher = sys.modules.get("eventlet.patcher")  # never import eventlet just to ask
+    return patcher is not None and patcher.is_monkey_patched("thread")
+
 
 def hash_password(password):
-    rounds = current_app.config["BCRYPT_ROUNDS"]
-    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
+    encoded = password.encode("utf-8")
+    if len(encoded) > BCRYPT_MAX_BYTES:
+        raise PasswordTooLong(f"passwords are limited to {BCRYPT_MAX_BYTES} bytes")
+    salt = bcrypt.gensalt(current_app.config["BCRYPT_ROUNDS"])
+    return _run_bcrypt(bcrypt.hashpw, encoded, salt).decode("ascii")
 
 
 def check_password(password, password_hash):
     try:
-        return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
-    except (ValueError, UnicodeError):
+        encoded, stored = password.encode("utf-8"), password_hash.encode("ascii")
+    except (ValueError, UnicodeError, AttributeError):
+        return False
+    if len(encoded) > BCRYPT_MAX_BYTES:
+        return False
+    try:
+        return _run_bcrypt(bcrypt.checkpw, encoded, stored)
+    except ValueError:  # a malformed stored hash
         return False
 
 
@@ -48,31 +100,34 @@ def burn_password_check(password):
     check_password(password, _DUMMY_HASH)
 
 
-# Tokens
+# Tokens. `iat` has microseconds, so a password change revokes every token issued before it,
+# even in the same second. Tokens issued together at sign-in share a session id (`sid`), so
+# logging out ends the refresh token too, and every access token refreshed from it.
 
 def _secret():
     return current_app.config["JWT_SECRET_KEY"]
 
 
-def encode_token(user, token_type):
-    """Sign a token of `token_type` for `user`; return (token, claims)."""
-    now = datetime.now(timezone.utc)
+def encode_token(user, token_type, session_id=None):
+    """Sign a token of `token_type` for `user` in session `session_id`; return (token, claims)."""
+    now = time.time()
     ttl = current_app.config["JWT_ACCESS_TTL_S" if token_type == ACCESS else "JWT_REFRESH_TTL_S"]
     claims = {
         "sub": str(user["_id"]),
         "role": user["role"],
         "type": token_type,
         "jti": uuid.uuid4().hex,
-        "iat": int(now.timestamp()),
-        "exp": int(now.timestamp()) + ttl,
+        "sid": session_id or uuid.uuid4().hex,
+        "iat": round(now, 6),
+        "exp": round(now, 6) + ttl,
     }
     return jwt.encode(claims, _secret(), algorithm=ALGORITHM), claims
 
 
 def issue_tokens(user):
-    """The login response body for `user`."""
-    access, _ = encode_token(user, ACCESS)
-    refresh, _ = encode_token(user, REFRESH)
+    """The login response body for `user`: an access and a refresh token of one new session."""
+    access, claims = encode_token(user, ACCESS)
+    refresh, _ = encode_token(user, REFRESH, claims["sid"])
     return {
         "access_token": access,
         "refresh_token": refresh,
@@ -82,8 +137,11 @@ def issue_tokens(user):
     }
 
 
-def decode_token(token, expected_type):
-    """Verify signature, expiry, type and revocation; return the claims or raise AuthError."""
+def decode_token(token, expected_type, revocation_optional=False):
+    """Verify signature, expiry, type and revocation; return the claims or raise AuthError.
+
+    With `revocation_optional`, a revocation store that cannot be reached is skipped (health
+    details during an outage), instead of failing the request with 503."""
     if not token:
         raise AuthError("Authentication token is missing", error="token_missing")
     try:
@@ -96,7 +154,13 @@ def decode_token(token, expected_type):
         raise AuthError("Token is invalid", error="token_invalid")
     if claims.get("type") != expected_type:
         raise AuthError(f"A {expected_type} token is required", error="wrong_token_type")
-    if is_revoked(claims):
+    try:
+        revoked = is_revoked(claims)
+    except UNAVAILABLE_ERRORS:
+        if not revocation_optional:
+            raise
+        revoked = False
+    if revoked:
         raise AuthError("Token has been revoked", error="token_revoked")
     return claims
 
@@ -109,41 +173,119 @@ def load_user(claims):
     return user
 
 
-# Revocation lives in Redis when configured (shared by every process), in MongoDB otherwise.
-# Checking it needs no user lookup, so authenticating a request is one key-value read.
+# The role and active flag of each user, re-read at most every USER_CACHE_S, so a demoted or
+# disabled user loses the old rights within seconds without a database read per request.
+USER_CACHE_S = 5.0
+_user_cache = {}
+
+
+def current_access(claims):
+    """(role, active) of the user behind `claims`, from a cache refreshed every USER_CACHE_S."""
+    now = time.monotonic()
+    cached = _user_cache.get(claims["sub"])
+    if cached is None or cached[0] < now:
+        user = users.get(get_db(), claims["sub"])
+        access = (user["role"], user.get("active", True)) if user else (None, False)
+        if len(_user_cache) > 10000:
+            _user_cache.clear()
+        cached = _user_cache[claims["sub"]] = (now + USER_CACHE_S, access)
+    return cached[1]
+
+
+def forget_user(user_id):
+    """Drop a user's cached role after an admin changed it (other processes catch up within seconds)."""
+    _user_cache.pop(str(user_id), None)
+
+
+# Revocation. MongoDB's `revoked_tokens` is the record; Redis, when configured, is a shared copy
+# that answers without a database read. Redis may be down, or come back empty after a restart:
+# - every revocation is written to MongoDB, and to Redis when it answers; one that missed Redis
+#   is marked `pending_redis` and copied over by `sync_revocations` when Redis is back;
+# - Redis answers only while it holds the marker key written after a full load from MongoDB, so
+#   a restarted, empty Redis sends checks to MongoDB until `sync_revocations` reloads it.
 
 def _key(kind, ident):
     return f"{current_app.config['RATELIMIT_KEY_PREFIX']}:{kind}:{ident}"
 
 
+def _redis_set_many(entries):
+    """Copy revocation entries to Redis; True if Redis took them."""
+    now = datetime.now(timezone.utc)
+
+    def write(client):
+        pipe = client.pipeline(transaction=False)
+        for entry in entries:
+            ttl = max(1, int((entry["expires_at"] - now).total_seconds()))
+            pipe.set(_redis_key_of(entry), entry.get("cutoff", "1"), ex=ttl)
+        pipe.execute()
+        return True
+
+    return attempt(write) is True
+
+
+def _redis_key_of(entry):
+    kind, _, ident = entry["jti"].partition(":")
+    if kind == "user":
+        return _key("revoked-user", ident)
+    if kind == "session":
+        return _key("revoked-session", ident)
+    return _key("revoked", entry["jti"])
+
+
+def _revoke(jti, expires_at, **fields):
+    entry = dict(fields, jti=jti, expires_at=expires_at)
+    synced = _redis_set_many([entry])
+    revoked_tokens.put(get_db(), jti, expires_at, pending_redis=not synced, **fields)
+
+
 def revoke(claims):
     """Revoke one token until it would have expired anyway."""
-    ttl = max(1, int(claims["exp"] - datetime.now(timezone.utc).timestamp()))
-    client = get_redis()
-    if client is not None:
-        client.set(_key("revoked", claims["jti"]), "1", ex=ttl)
-    else:
-        revoked_tokens.add(get_db(), claims["jti"], datetime.fromtimestamp(claims["exp"], timezone.utc))
+    _revoke(claims["jti"], datetime.fromtimestamp(claims["exp"], timezone.utc))
 
 
-def revoke_user_tokens(user_id, issued_before):
-    """Revoke every token of `user_id` issued before `issued_before` (password change, disable)."""
-    ttl = current_app.config["JWT_REFRESH_TTL_S"]
-    cutoff = int(issued_before.timestamp())
-    client = get_redis()
-    if client is not None:
-        client.set(_key("revoked-user", user_id), cutoff, ex=ttl)
-    else:
-        revoked_tokens.revoke_user(get_db(), str(user_id), cutoff,
-                                   datetime.now(timezone.utc) + timedelta(seconds=ttl))
+def revoke_session(claims):
+    """Revoke every token of the sign-in session `claims` belongs to (logout)."""
+    expires_at = datetime.now(timezone.utc) + timedelta(seconds=current_app.config["JWT_REFRESH_TTL_S"])
+    if claims.get("sid"):
+        _revoke(f"session:{claims['sid']}", expires_at)
+    revoke(claims)
+
+
+def revoke_user_tokens(user_id):
+    """Revoke every token of `user_id` issued before now (password change, disable, revoke-sessions)."""
+    expires_at = datetime.now(timezone.utc) + timedelta(seconds=current_app.config["JWT_REFRESH_TTL_S"])
+    _revoke(f"user:{user_id}", expires_at, user_id=str(user_id), cutoff=round(time.time(), 6))
+    forget_user(user_id)
 
 
 def is_revoked(claims):
-    client = get_redis()
-    if client is not None:
-        token_mark, user_cutoff = client.mget(_key("revoked", claims["jti"]), _key("revoked-user", claims["sub"]))
-        return token_mark is not None or (user_cutoff is not None and claims["iat"] < int(user_cutoff))
-    return revoked_tokens.is_revoked(get_db(), claims["jti"], claims["sub"], claims["iat"])
+    """True if the token, its session, or all of its user's older tokens were revoked."""
+    keys = [_key("revoked", claims["jti"]), _key("revoked-user", claims["sub"]),
+            _key("revoked-session", claims.get("sid", "-")), _key("revocations", "loaded")]
+    marks = attempt(lambda client: client.mget(keys))
+    if marks is not UNAVAILABLE and marks[3] is not None:
+        token_mark, user_cutoff, session_mark, _ = marks
+        return (token_mark is not None or session_mark is not None
+                or (user_cutoff is not None and claims["iat"] < float(user_cutoff)))
+    return revoked_tokens.is_revoked(get_db(), claims["jti"], claims["sub"], claims["iat"], claims.get("sid"))
+
+
+def sync_revocations(app):
+    """Copy to Redis what it lacks: everything after a restart, or the entries that missed it."""
+    if get_redis(app) is None:
+        return 0
+    with app.app_context():
+        db = get_db()
+        loaded = attempt(lambda client: client.exists(_key("revocations", "loaded")))
+        if loaded is UNAVAILABLE:
+            return 0
+        entries = revoked_tokens.unexpired(db) if not loaded else revoked_tokens.pending_redis(db)
+        if entries and not _redis_set_many(entries):
+            return 0
+        revoked_tokens.mark_synced(db, [entry["jti"] for entry in entries])
+        if not loaded:
+            attempt(lambda client: client.set(_key("revocations", "loaded"), "1"))
+        return len(entries)
 
 
 # Request helpers
@@ -176,7 +318,12 @@ def roles_required(*roles):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             claims = authenticate_request()
-            if roles and claims["role"] not in roles:
+            # The role is the user's current one, not the one the token was issued with.
+            role, active = current_access(claims)
+            if not active:
+                raise AuthError("User no longer exists or is disabled", error="user_inactive")
+            claims = g.token_claims = dict(claims, role=role)
+            if roles and role not in roles:
                 raise AuthError(f"This action requires role: {' or '.join(roles)}", status=403, error="forbidden")
             return view(*args, **kwargs)
         return wrapper

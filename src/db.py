@@ -17,8 +17,11 @@ import threading
 import time
 
 from flask import current_app
-from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+import pymongo
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, monitoring
 from pymongo.errors import CollectionInvalid, OperationFailure
+
+from src import outages
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ _LOCKED_METHODS = (
     "bulk_write", "create_index", "create_indexes", "drop_index", "drop", "index_information",
 )
 _patched = False
+PING_TIMEOUT_S = 1.0
 
 
 def _locked(method):
@@ -87,12 +91,27 @@ def patch_embedded_engine():
     _patched = True
 
 
+class OutageListener(monitoring.ServerHeartbeatListener):
+    """pymongo's monitor checks the server every few seconds; its verdict starts and ends outages."""
+
+    def started(self, event):
+        pass
+
+    def succeeded(self, event):
+        outages.mongodb.recovered()
+
+    def failed(self, event):
+        outages.mongodb.failed(event.reply)
+
+
 def make_client(uri, timeout_ms):
     """A pymongo client for `uri`, or an embedded one when `uri` is empty."""
     if uri:
+        # socketTimeoutMS bounds every read, so a server that accepts and then never answers
+        # costs a request timeout_ms and a 503, not a hung worker.
         return MongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms, appname="citypulse",
+            uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=timeout_ms, appname="citypulse", event_listeners=[OutageListener()],
         )
     import mongomock_ng
     from mongomock_ng.gridfs import enable_gridfs_integration
@@ -123,10 +142,13 @@ def ping(app=None):
     """Return (ok, latency_ms, error) for the database."""
     started = time.perf_counter()
     try:
-        get_db(app).command("ping")
-        return True, round((time.perf_counter() - started) * 1000, 2), None
+        # At most a second: health and readiness probes have short deadlines of their own.
+        with pymongo.timeout(PING_TIMEOUT_S):
+            get_db(app).command("ping")
     except Exception as exc:  # any failure means "not reachable" to a health check
         return False, None, exc.__class__.__name__
+    outages.mongodb.recovered()
+    return True, round((time.perf_counter() - started) * 1000, 2), None
 
 
 def load_collection_specs():

@@ -3,10 +3,15 @@ import logging
 
 from flask import jsonify
 from marshmallow import ValidationError
-from pymongo.errors import AutoReconnect, ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
+from pymongo.errors import AutoReconnect, ConnectionFailure, DuplicateKeyError
 from werkzeug.exceptions import HTTPException
 
+from src import outages
 from src.models.rollups import RangeTooLarge
+
+# Errors that mean MongoDB is unreachable or not answering: 503, not 500. (ServerSelectionTimeoutError
+# and NetworkTimeout are ConnectionFailure and AutoReconnect subclasses.)
+UNAVAILABLE_ERRORS = (ConnectionFailure, AutoReconnect)
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +140,8 @@ def handle_unstorable_text(exc):
 
 
 def handle_database_unavailable(exc):
-    """MongoDB is unreachable; say so without a stack trace."""
-    log.error("database unavailable: %s", exc.__class__.__name__)
+    """MongoDB is unreachable; say so without a stack trace (the outage is logged once, not per request)."""
+    outages.mongodb.failed(exc)
     return error_response(503, "The database is unreachable; try again shortly", "database_unavailable",
                           headers={"Retry-After": "5"})
 
@@ -157,6 +162,6 @@ def register_error_handlers(app):
     app.register_error_handler(DuplicateKeyError, handle_duplicate_key)
     app.register_error_handler(UnicodeEncodeError, handle_unstorable_text)
     app.register_error_handler(RangeTooLarge, handle_range_too_large)
-    for exc_class in (ServerSelectionTimeoutError, ConnectionFailure, AutoReconnect):
+    for exc_class in UNAVAILABLE_ERRORS:
         app.register_error_handler(exc_class, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

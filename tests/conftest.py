@@ -33,6 +33,17 @@ def drop_database(app):
         app.extensions["mongo_client"].drop_database(app.config["MONGO_DB_NAME"])
 
 
+@pytest.fixture(autouse=True)
+def fresh_outage_state():
+    """Outage state is per process; each test starts with every dependency up."""
+    from src import outages, redis_client
+
+    for outage in (outages.redis, outages.mongodb):
+        outage.reset()
+    redis_client._skip_until = 0.0
+    yield
+
+
 @pytest.fixture
 def app_factory():
     """Build apps with config overrides; databases are dropped afterwards."""

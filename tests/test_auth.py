@@ -4,6 +4,7 @@ import json
 import time
 
 import jwt
+import pytest
 
 from tests.conftest import ADMIN, bearer, login
 
@@ -32,7 +33,8 @@ def test_tokens_carry_required_claims(app, client):
     for claims in (access, refresh):
         assert {"sub", "role", "type", "jti", "exp", "iat"} <= set(claims)
     assert access["type"] == "access" and refresh["type"] == "refresh"
-    assert access["exp"] - access["iat"] == 15 * 60
+    assert access["exp"] - access["iat"] == pytest.approx(15 * 60)
+    assert access["sid"] == refresh["sid"], "tokens issued together share a session id"
     assert refresh["exp"] - refresh["iat"] == 7 * 24 * 3600
     assert access["jti"] != refresh["jti"]
 
@@ -234,12 +236,17 @@ def test_profile_get_and_update(client, make_user):
     assert client.get("/api/auth/profile", headers=headers).get_json()["username"] == "ada_l"
 
 
-def test_profile_update_refuses_role_changes_and_taken_emails(client, make_user):
-    _, tokens = make_user("viewer")
+def test_profile_update_refuses_role_and_email_changes_without_revealing_accounts(client, make_user):
+    user, tokens = make_user("viewer")
     headers = bearer(tokens["access_token"])
     assert client.put("/api/auth/profile", headers=headers, json={"role": "admin"}).status_code == 422
+    # A 409 for a taken address would tell anyone which emails have accounts: the answer is the
+    # same whether the address exists or not, and nothing changes.
     taken = client.put("/api/auth/profile", headers=headers, json={"email": ADMIN["email"]})
-    assert taken.status_code == 409
+    free = client.put("/api/auth/profile", headers=headers, json={"email": "nobody-has-this@example.com"})
+    assert taken.status_code == free.status_code == 422
+    assert taken.get_json() == free.get_json()
+    assert client.get("/api/auth/profile", headers=headers).get_json()["email"] == user["email"]
 
 
 def test_logout_with_a_bad_refresh_token_revokes_nothing(client):

@@ -28,7 +28,7 @@ def test_production_refuses_the_default_admin_password():
 
 def test_production_starts_with_both_set():
     app = create_app(production(JWT_SECRET_KEY=STRONG_SECRET, ADMIN_PASSWORD="a-real-password",
-                                SCHEDULER_ENABLED=False, MONGO_URI=None,
+                                SCHEDULER_ENABLED=False, MONGO_URI=None, ALLOW_EMBEDDED_DB=True,
                                 SOCKETIO_ASYNC_MODE="threading"))
     client = app.test_client()
     assert client.post("/api/auth/login", json={"email": "admin@smartcity.com", "password": "admin123"}

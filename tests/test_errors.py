@@ -1,6 +1,7 @@
 """Every error has one JSON shape: {error, message, errors?}."""
 import pytest
 
+from src import auth
 from tests.conftest import ADMIN, bearer, login
 
 
@@ -68,7 +69,13 @@ def test_503_when_mongodb_is_unreachable(app_factory):
     response = client.post("/api/auth/login", json={"email": ADMIN["email"], "password": ADMIN["password"]})
     body = assert_shape(response, 503, "database_unavailable")
     assert "Traceback" not in body["message"]
-    health = client.get("/api/health").get_json()
+    assert client.get("/api/health").get_json() == {"status": "degraded"}
+    assert_shape(client.get("/api/health/ready"), 503, "not_ready")
+    assert client.get("/api/health/live").status_code == 200
+    # Operators still get the details during the outage (revocation cannot be checked, the signature can).
+    with app.app_context():
+        token, _ = auth.encode_token({"_id": "0" * 24, "role": "admin"}, auth.ACCESS)
+    health = client.get("/api/health", headers=bearer(token)).get_json()
     assert health["status"] == "degraded"
     assert health["services"]["database"]["ok"] is False
 

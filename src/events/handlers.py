@@ -1,7 +1,6 @@
 """Socket.IO handlers for the default namespace. Thin: validate, make one call, ack."""
 import functools
 import logging
-import threading
 import time
 
 from flask import current_app, request
@@ -9,7 +8,9 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room, rooms
 from marshmallow import ValidationError
 
 from src import auth
-from src.errors import ApiError, error_body
+from src.errors import UNAVAILABLE_ERRORS, ApiError, error_body
+from src.events import guard, sessions
+from src.events.sessions import clients
 from src.realtime import broadcast, metrics, seam
 from src.realtime import rooms as room_names
 from src.extensions import socketio
@@ -19,51 +20,29 @@ from src.services import realtime
 
 log = logging.getLogger(__name__)
 
-# Per-connection state of this process: who is connected, and their event budget.
-clients = {}
-# Set around each event by `install_ack_probe`: did the client ask for an ack?
-_event_context = threading.local()
 
-
-class TokenBucket:
-    """`rate` events per second with bursts up to `burst`."""
-
-    def __init__(self, rate, burst):
-        self.rate, self.burst = rate, burst
-        self.tokens, self.updated = float(burst), time.monotonic()
-
-    def take(self):
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-def install_ack_probe(server):
-    """Record, per event, whether the client passed an ack callback (python-socketio hides it)."""
-    original = server._handle_event_internal
-    if getattr(original, "_citypulse_probe", False):
-        return
-
-    def probed(srv, sid, eio_sid, data, namespace, id):
-        _event_context.ack_requested = id is not None
-        try:
-            return original(srv, sid, eio_sid, data, namespace, id)
-        finally:
-            _event_context.ack_requested = False
-
-    probed._citypulse_probe = True
-    server._handle_event_internal = probed
-
-
-def _fail(event, error, message, errors=None):
+def _fail(event, error, message, errors=None, fault=True):
+    """The refusal ack (or `error` event without an ack); counted as a client fault."""
+    if fault:
+        sessions.record_fault(request.sid, error, config=current_app.config)
     body = dict(error_body(0, message, error, errors), ok=False, event=event)
-    if not getattr(_event_context, "ack_requested", False):
+    if not getattr(guard.event_context, "ack_requested", False):
         broadcast.emit_error(body)
     return body
+
+
+def _admit(name):
+    """The client's session if this event may run now; otherwise the refusal to send back."""
+    client = clients.get(request.sid)
+    if client is None:
+        return None, _fail(name, "unauthorized", "Not authenticated")
+    if client["claims"]["exp"] < time.time():
+        socketio.start_background_task(_disconnect_soon, request.sid)  # after this ack is sent
+        return None, _fail(name, "token_expired", "Your token expired; reconnect with a fresh one", fault=False)
+    if not client["bucket"].take():
+        metrics.refused_events.add()
+        return None, _fail(name, "rate_limited", "Too many events; this one was dropped")
+    return client, None
 
 
 def client_event(name, schema_class=EmptySchema):
@@ -72,15 +51,9 @@ def client_event(name, schema_class=EmptySchema):
     def decorator(func):
         @functools.wraps(func)
         def handler(payload=None, *extra):
-            client = clients.get(request.sid)
-            if client is None:
-                return _fail(name, "unauthorized", "Not authenticated")
-            if client["claims"]["exp"] < time.time():
-                socketio.start_background_task(_disconnect_soon, request.sid)  # after this ack is sent
-                return _fail(name, "token_expired", "Your token expired; reconnect with a fresh one")
-            if not client["bucket"].take():
-                metrics.refused_events.add()
-                return _fail(name, "rate_limited", "Too many events; this one was dropped")
+            client, refusal = _admit(name)
+            if refusal is not None:
+                return refusal
             try:
                 data = schema_class().load(payload if payload is not None else {})
             except ValidationError as exc:
@@ -91,16 +64,26 @@ def client_event(name, schema_class=EmptySchema):
             try:
                 result = func(client, data)
             except ApiError as exc:
-                return _fail(name, exc.error, exc.message, exc.errors)
+                return _fail(name, exc.error, exc.message, exc.errors, fault=exc.status != 503)
             except Exception:
                 log.exception("socket event %s failed", name)
-                return _fail(name, "internal_error", "The server could not handle this event")
+                return _fail(name, "internal_error", "The server could not handle this event", fault=False)
             return dict(result or {}, ok=True)
 
+        guard.CLIENT_EVENTS.add(name)
         socketio.on_event(name, handler)
         return handler
 
     return decorator
+
+
+@socketio.on(guard.UNKNOWN_EVENT)
+def on_unknown_event(event, *payload):
+    """Refuse an event that is not ours, reserved names (`connect`, `disconnect`) included."""
+    client, refusal = _admit(event)
+    if refusal is not None:
+        return refusal
+    return _fail(event, "unknown_event", f"Unknown event {event!r}")
 
 
 @socketio.on("connect")
@@ -110,16 +93,17 @@ def on_connect(auth_payload=None):
         claims = auth.socket_identity(auth_payload, request.args.get("token"))
         user = auth.load_user(claims)
     except auth.AuthError as exc:
+        sessions.record_fault(None, "connect_refused", request.sid, current_app.config)
         raise ConnectionRefusedError(exc.message, {"error": exc.error})
+    except ApiError as exc:  # e.g. the database is unreachable
+        raise ConnectionRefusedError(exc.message, {"error": exc.error})
+    except UNAVAILABLE_ERRORS:
+        raise ConnectionRefusedError("The database is unreachable; try again shortly",
+                                     {"error": "database_unavailable"})
     except Exception:
         log.exception("socket connect failed")
         raise ConnectionRefusedError("The server could not authenticate you", {"error": "internal_error"})
-    config = current_app.config
-    clients[request.sid] = {
-        "user_id": str(user["_id"]), "role": user["role"], "email": user["email"], "claims": claims,
-        "bucket": TokenBucket(config["SOCKET_EVENTS_PER_SECOND"], config["SOCKET_EVENTS_BURST"]),
-        "subscription": None,
-    }
+    sessions.open_session(request.sid, user, claims, current_app.config, request.remote_addr)
     join_room(room_names.user_room(user["_id"]))
     broadcast.emit_connected({
         "sid": request.sid,
@@ -131,8 +115,8 @@ def on_connect(auth_payload=None):
 
 @socketio.on("disconnect")
 def on_disconnect(*args):
-    """Forget the connection's state."""
-    clients.pop(request.sid, None)
+    """Forget the connection's state (only the server calls this: clients cannot send `disconnect`)."""
+    sessions.close_session(request.sid)
     seam.guards.close(request.sid)
 
 
@@ -196,25 +180,12 @@ def on_unsubscribe_alerts(client, data):
 def on_request_real_time_data(client, data):
     """Latest reading per sensor for a module (or all), from the cache."""
     snapshot = realtime.latest_snapshot(data["data_type"])
-    if not getattr(_event_context, "ack_requested", False):
+    if not getattr(guard.event_context, "ack_requested", False):
         broadcast.emit_real_time_data(snapshot)
     return snapshot
 
 
 def _disconnect_soon(sid):
     socketio.sleep(0.2)
-    clients.pop(sid, None)
+    sessions.close_session(sid)
     socketio.server.disconnect(sid)
-
-
-def disconnect_stale_sessions(check_revocation=True):
-    """Disconnect clients whose token expired or was revoked (logout, password change) since they joined."""
-    now = time.time()
-    dropped = 0
-    for sid, client in list(clients.items()):
-        claims = client["claims"]
-        if claims["exp"] < now or (check_revocation and auth.is_revoked(claims)):
-            socketio.server.disconnect(sid)
-            clients.pop(sid, None)
-            dropped += 1
-    return dropped

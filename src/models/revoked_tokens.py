@@ -1,34 +1,49 @@
-"""The `revoked_tokens` collection: the revocation list when Redis is not configured.
+"""The `revoked_tokens` collection: the record of revocation (Redis, when configured, holds a copy).
 
-Two kinds of entry: one token by `jti`, or every token of `user_id` issued before `cutoff`.
+Three kinds of entry, all keyed by `jti`: one token (its jti), one sign-in session
+(`session:<sid>`), or every token of a user issued before `cutoff` (`user:<id>`). An entry
+written while Redis was unreachable carries `pending_redis: true` until it is copied there.
 """
 from datetime import datetime, timezone
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import ReturnDocument
+
+MAX_SYNC_BATCH = 5000
 
 
-def add(db, jti, expires_at):
-    """Record a revoked token id until the token would have expired anyway."""
-    try:
-        db.revoked_tokens.insert_one({"jti": jti, "expires_at": expires_at})
-    except DuplicateKeyError:
-        pass  # revoking twice is fine
+def put(db, jti, expires_at, pending_redis=False, **fields):
+    """Record a revocation (idempotent; a later cutoff replaces an earlier one)."""
+    changes = dict(fields, expires_at=expires_at)
+    update = {"$set": changes}
+    if pending_redis:
+        changes["pending_redis"] = True
+    else:
+        update["$unset"] = {"pending_redis": ""}
+    return db.revoked_tokens.find_one_and_update({"jti": jti}, update, upsert=True,
+                                                 return_document=ReturnDocument.AFTER)
 
 
-def revoke_user(db, user_id, cutoff, expires_at):
-    """Revoke all of a user's tokens with `iat` before `cutoff` (epoch seconds)."""
-    db.revoked_tokens.update_one(
-        {"jti": f"user:{user_id}"},
-        {"$set": {"user_id": user_id, "cutoff": cutoff, "expires_at": expires_at}},
-        upsert=True,
-    )
+def is_revoked(db, jti, user_id, issued_at, session_id=None):
+    """True if this token, its session, or every token of its user issued before a cutoff, was revoked."""
+    ids = [jti, f"user:{user_id}"] + ([f"session:{session_id}"] if session_id else [])
+    entries = list(db.revoked_tokens.find({"jti": {"$in": ids}}, {"cutoff": 1, "jti": 1}).limit(len(ids)))
+    return any(not e["jti"].startswith("user:") or issued_at < e.get("cutoff", 0) for e in entries)
 
 
-def is_revoked(db, jti, user_id, issued_at):
-    """True if this token, or every token of its user issued before a cutoff, was revoked."""
-    entries = list(db.revoked_tokens.find({"jti": {"$in": [jti, f"user:{user_id}"]}}, {"cutoff": 1, "jti": 1})
-                   .limit(2))
-    return any(e["jti"] == jti or issued_at < e.get("cutoff", 0) for e in entries)
+def unexpired(db, now=None):
+    """Every live entry (to reload an emptied Redis), bounded."""
+    now = now or datetime.now(timezone.utc)
+    return list(db.revoked_tokens.find({"expires_at": {"$gt": now}}, {"_id": 0}).limit(MAX_SYNC_BATCH))
+
+
+def pending_redis(db):
+    """Entries written while Redis was unreachable."""
+    return list(db.revoked_tokens.find({"pending_redis": True}, {"_id": 0}).limit(MAX_SYNC_BATCH))
+
+
+def mark_synced(db, jtis):
+    if jtis:
+        db.revoked_tokens.update_many({"jti": {"$in": jtis}}, {"$unset": {"pending_redis": ""}})
 
 
 def purge_expired(db, now=None):

@@ -61,3 +61,17 @@ def set_password(db, user_id, password_hash):
 
 def record_login(db, user_id):
     db.users.update_one({"_id": _oid(user_id)}, {"$set": {"last_login_at": _now()}})
+
+
+def page(db, role=None, active=None, limit=50, offset=0, sort="-created_at"):
+    """{items, total} of users matching `role` and `active`, without password hashes."""
+    criteria = query.matching(role=role)
+    if active is not None:
+        criteria["active"] = active
+    return query.page(db.users, criteria, sort, limit, offset, projection={"password_hash": 0})
+
+
+def access_of(db, user_ids):
+    """_id, role and active of the given users, in one query."""
+    ids = [key for key in (_oid(uid) for uid in user_ids) if key is not None]
+    return list(db.users.find({"_id": {"$in": ids}}, {"role": 1, "active": 1}).limit(len(ids)))

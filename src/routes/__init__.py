@@ -1,9 +1,9 @@
 """REST blueprints, thin: load with a schema, make one call, dump."""
 from src.routes import (alerts, analytics, auth, dashboard, emergency, energy, environment, health, system, tasks,
-                        traffic, waste)
+                        traffic, users, waste)
 from src.schemas.readings import READING_SCHEMAS
 
-BLUEPRINTS = [health.blp, auth.blp, traffic.blp, environment.blp, waste.blp, energy.blp, emergency.blp, alerts.blp,
+BLUEPRINTS = [health.blp, auth.blp, users.blp, traffic.blp, environment.blp, waste.blp, energy.blp, emergency.blp, alerts.blp,
               dashboard.blp, analytics.blp, tasks.blp, system.blp]
 
 

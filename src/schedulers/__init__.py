@@ -10,7 +10,9 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
+from src import outages
 from src.db import get_db
+from src.errors import UNAVAILABLE_ERRORS
 from src.extensions import scheduler
 from src.models import job_stats
 from src.schedulers.leader import LeaderLock
@@ -21,9 +23,9 @@ log = logging.getLogger(__name__)
 class JobSpec:
     """A scheduled job: id, interval, function(now), and whether only the leader runs it."""
 
-    def __init__(self, job_id, interval_s, func, leader_only=True, description="", pausable=True):
+    def __init__(self, job_id, interval_s, func, leader_only=True, description=""):
         self.job_id, self.interval_s, self.func = job_id, interval_s, func
-        self.leader_only, self.description, self.pausable = leader_only, description, pausable
+        self.leader_only, self.description = leader_only, description
 
 
 def job_specs(app):
@@ -42,9 +44,6 @@ def job_specs(app):
                 description="emit system_update to the system room"),
         JobSpec("publish_metrics", config["SYSTEM_UPDATE_INTERVAL_S"], housekeeping.publish_metrics,
                 leader_only=False, description="share this process's realtime metrics with the leader"),
-        JobSpec("expire_sessions", config["SYSTEM_UPDATE_INTERVAL_S"], housekeeping.expire_sessions,
-                leader_only=False, pausable=False,
-                description="disconnect sockets whose token expired or was revoked"),
     ]
     if config["SIMULATION_ENABLED"]:
         for module, interval in config["SIMULATION_INTERVALS"].items():
@@ -68,12 +67,15 @@ class JobRunner:
             if spec.leader_only and not manual and not self.leader.is_leader:
                 return "skipped: not leader"
             db = get_db()
-            if not manual and spec.pausable and job_stats.is_paused(db, job_id):
-                return "skipped: paused"
             started = time.perf_counter()
             now = datetime.now(timezone.utc)
             try:
+                if not manual and job_stats.is_paused(db, job_id):
+                    return "skipped: paused"
                 result = spec.func(now)
+            except UNAVAILABLE_ERRORS as exc:  # an outage, logged once by outages, not once per run
+                outages.mongodb.failed(exc)
+                return "failed"
             except Exception as exc:  # a failing job must never kill the scheduler
                 log.exception("job %s failed", job_id)
                 self._record(db, job_id, now, started, error=f"{exc.__class__.__name__}: {exc}")
@@ -85,6 +87,8 @@ class JobRunner:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         try:
             job_stats.record_run(db, job_id, now, duration_ms, error, result)
+        except UNAVAILABLE_ERRORS as exc:
+            outages.mongodb.failed(exc)
         except Exception:
             log.exception("could not record the run of job %s", job_id)
 
@@ -118,7 +122,10 @@ def start_scheduler(app):
         from src.schedulers import simulators
 
         if app.config["SIMULATION_ENABLED"]:
-            simulators.prepare(app)
+            try:
+                simulators.prepare(app)
+            except UNAVAILABLE_ERRORS as exc:  # the waste simulator registers its bins on its first run
+                outages.mongodb.failed(exc)
     scheduler.start()
     log.info("scheduler started with %d jobs (%s)", len(runner.specs), runner.leader.backend)
     return runner

@@ -21,9 +21,3 @@ def publish_metrics(now):
     """Share this process's realtime metrics so the leader's system_update covers every process."""
     return housekeeping.publish_process_metrics(now)
 
-
-def expire_sessions(now):
-    """Disconnect sockets whose token expired or was revoked (logout, password change)."""
-    from src.events.handlers import disconnect_stale_sessions
-
-    return {"disconnected": disconnect_stale_sessions()}

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from src import outages
 from src.db import get_db
 from src.redis_client import get_redis
 
@@ -64,9 +65,11 @@ class LeaderLock:
         started = time.monotonic()
         try:
             held = self._redis_beat() if self.redis is not None else self._mongo_beat()
-        except Exception:
-            log.exception("leader heartbeat failed; stepping down")
+        except Exception as exc:  # Redis or MongoDB unreachable: step down, and say so once per outage
+            (outages.redis if self.redis is not None else outages.mongodb).failed(exc)
             held = False
+        else:
+            (outages.redis if self.redis is not None else outages.mongodb).recovered()
         if held != self._leader:
             log.info("scheduler leadership %s (%s)", "acquired" if held else "lost", self.owner)
         self._leader = held

@@ -2,7 +2,8 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from src.models.users import ROLES
-from src.schemas.common import ObjectIdString, Password, UTCDateTime
+from src.schemas.common import ObjectIdString, Password, UTCDateTime, bcrypt_length
+from src.schemas.pagination import PageArgs, page_of, sort_validator
 
 USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="3-32 letters, digits, '_', '.' or '-'.")
 
@@ -10,7 +11,7 @@ USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="3-32 letters, digit
 class LoginSchema(Schema):
     email = fields.Email(metadata={"example": "admin@smartcity.com"})
     username = fields.String(validate=validate.Length(min=1, max=64))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=256),
+    password = fields.String(required=True, validate=[validate.Length(min=1), bcrypt_length],
                              metadata={"example": "admin123"})
 
     @validates_schema
@@ -36,13 +37,14 @@ class RegisterSchema(Schema):
 
 
 class ProfileUpdateSchema(Schema):
-    email = fields.Email()
+    """A user's own changes. Email is changed by an admin (PATCH /api/users/<id>): a self-service
+    change would answer 409 for an address that exists, telling anyone which accounts exist."""
     username = fields.String(validate=USERNAME)
     full_name = fields.String(validate=validate.Length(max=120), allow_none=True)
 
 
 class ChangePasswordSchema(Schema):
-    current_password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    current_password = fields.String(required=True, validate=[validate.Length(min=1), bcrypt_length])
     new_password = Password(required=True)
 
 
@@ -67,3 +69,20 @@ class AccessTokenSchema(Schema):
 class TokenSchema(AccessTokenSchema):
     refresh_token = fields.String()
     user = fields.Nested(UserSchema)
+
+
+class UserArgs(PageArgs):
+    role = fields.String(validate=validate.OneOf(ROLES))
+    active = fields.Boolean()
+    sort = fields.String(load_default="-created_at", validate=sort_validator(("created_at", "email", "role")))
+
+
+class UserUpdateSchema(Schema):
+    """What an admin may change on an account."""
+    role = fields.String(validate=validate.OneOf(ROLES))
+    active = fields.Boolean(metadata={"description": "false signs the user out everywhere at once"})
+    email = fields.Email()
+    full_name = fields.String(validate=validate.Length(max=120), allow_none=True)
+
+
+UserPageSchema = page_of(UserSchema, "UserPageSchema")

@@ -46,21 +46,21 @@ class ObjectIdString(fields.String):
         return None if value is None else str(value)
 
 
+def bcrypt_length(value):
+    """bcrypt reads only the first 72 bytes of a password; longer ones are refused, not truncated."""
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Password is not valid text.")
+    if len(encoded) > 72:
+        raise ValidationError("Password must be at most 72 bytes (UTF-8).")
+
+
 class Password(fields.String):
     """At least 8 characters, at most 72 bytes (bcrypt's limit)."""
 
     def __init__(self, **kwargs):
-        super().__init__(validate=validate.Length(min=8, max=128), **kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            encoded = value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationError("Password is not valid text.")
-        if len(encoded) > 72:
-            raise ValidationError("Password must be at most 72 bytes.")
-        return value
+        super().__init__(validate=[validate.Length(min=8), bcrypt_length], **kwargs)
 
 
 class MessageSchema(Schema):

@@ -1,9 +1,10 @@
-"""Schema of /api/health."""
+"""Schemas of /api/health, /api/health/live and /api/health/ready."""
 from marshmallow import Schema, fields
 
 
 class HealthSchema(Schema):
-    status = fields.String(metadata={"description": "healthy or degraded"})
+    """The public answer has only `status`; a valid access token gets the rest."""
+    status = fields.String(metadata={"description": "healthy or degraded (a dependency is down)"})
     service = fields.String()
     version = fields.String()
     environment = fields.String()
@@ -11,3 +12,7 @@ class HealthSchema(Schema):
     server_time = fields.String()
     services = fields.Dict()
     features = fields.Dict()
+
+
+class ProbeSchema(Schema):
+    status = fields.String(metadata={"description": "alive, or ready"})

@@ -1,12 +1,12 @@
 """Accounts: login, tokens, registration, profile and password changes."""
 import logging
-from datetime import datetime, timezone
 
 from flask import current_app
 from pymongo.errors import DuplicateKeyError
 
 from src import auth
 from src.db import get_db
+from src.errors import ApiError
 from src.models import users
 
 log = logging.getLogger(__name__)
@@ -33,24 +33,25 @@ def refresh(refresh_token):
     """A new access token for a valid, unrevoked refresh token."""
     claims = auth.decode_token(refresh_token, auth.REFRESH)
     user = auth.load_user(claims)
-    access, _ = auth.encode_token(user, auth.ACCESS)
+    access, _ = auth.encode_token(user, auth.ACCESS, claims.get("sid"))
     return {"access_token": access, "token_type": "Bearer",
             "expires_in": current_app.config["JWT_ACCESS_TTL_S"]}
 
 
 def logout(access_claims, refresh_token=None):
-    """Revoke the access token used for this call, and the refresh token if given and ours.
+    """End the sign-in session of the access token used: it, its refresh token, and their refreshes.
 
-    The refresh token is checked first, so a bad one fails the call with nothing revoked.
+    A refresh token given in the body is checked first (a bad one fails the call with nothing
+    revoked), and its own session ends too.
     """
     refresh_claims = None
     if refresh_token:
         refresh_claims = auth.decode_token(refresh_token, auth.REFRESH)
         if refresh_claims["sub"] != access_claims["sub"]:
             raise auth.AuthError("The refresh token belongs to another user", status=403)
-    auth.revoke(access_claims)
-    if refresh_claims:
-        auth.revoke(refresh_claims)
+    auth.revoke_session(access_claims)
+    if refresh_claims and refresh_claims.get("sid") != access_claims.get("sid"):
+        auth.revoke_session(refresh_claims)
 
 
 def default_username(email):
@@ -73,9 +74,7 @@ def register(data):
 
 
 def update_profile(user, changes):
-    """Apply profile changes; a taken email or username raises DuplicateKeyError."""
-    if "email" in changes:
-        changes["email"] = changes["email"].lower()
+    """Apply profile changes; a taken username raises DuplicateKeyError."""
     if not changes:
         return user
     return users.update(get_db(), user["_id"], changes)
@@ -86,9 +85,46 @@ def change_password(user, current_password, new_password):
     if not auth.check_password(current_password, user["password_hash"]):
         raise auth.AuthError("Current password is incorrect", status=403, error="invalid_password")
     updated = users.set_password(get_db(), user["_id"], auth.hash_password(new_password))
-    # Whole seconds, because token `iat` is whole seconds: the tokens minted below stay valid.
-    auth.revoke_user_tokens(user["_id"], datetime.now(timezone.utc).replace(microsecond=0))
+    auth.revoke_user_tokens(user["_id"])  # every token issued before now; the ones minted below live
     return auth.issue_tokens(updated)
+
+
+# Administration of accounts (admin only, guarded in the routes).
+
+def list_users(role=None, active=None, limit=50, offset=0, sort="-created_at"):
+    """A page of users, newest first."""
+    page = users.page(get_db(), role=role, active=active, limit=limit, offset=offset, sort=sort)
+    return dict(page, limit=limit, offset=offset)
+
+
+def update_user(admin_claims, user_id, changes):
+    """Change a user's role, active flag, email or name; disabling ends their sessions at once."""
+    db = get_db()
+    user = users.get(db, user_id)
+    if user is None:
+        raise ApiError("User not found", status=404)
+    if str(user["_id"]) == admin_claims["sub"] and (changes.get("active") is False or
+                                                     changes.get("role", "admin") != "admin"):
+        raise ApiError("You cannot demote or disable your own account", status=409, error="conflict")
+    if "email" in changes:
+        changes["email"] = changes["email"].lower()
+    updated = users.update(db, user["_id"], changes) if changes else user
+    if changes.get("active") is False:
+        auth.revoke_user_tokens(user["_id"])  # signed out everywhere, sockets included
+    elif changes.get("role", user["role"]) != user["role"]:
+        # Tokens stay valid but grant the new role: requests re-read it (auth.current_access), and
+        # the session sweeper reconnects live sockets so they get the new role's rooms.
+        auth.forget_user(user["_id"])
+    return updated
+
+
+def revoke_sessions(user_id):
+    """Sign a user out everywhere: every token issued before now stops working."""
+    user = users.get(get_db(), user_id)
+    if user is None:
+        raise ApiError("User not found", status=404)
+    auth.revoke_user_tokens(user["_id"])
+    return {"message": "Every session of this user has been revoked"}
 
 
 def ensure_default_admin(app):

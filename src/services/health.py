@@ -3,7 +3,7 @@ import time
 
 from flask import current_app
 
-from src import db, redis_client
+from src import db, outages, redis_client
 from src.schemas.common import isoformat_z, now_utc
 
 _started = time.monotonic()
@@ -16,17 +16,30 @@ def register_provider(name, func):
     _providers[name] = func
 
 
+def status():
+    """healthy or degraded: the public answer, which says nothing about the configuration."""
+    app = current_app._get_current_object()
+    configured, redis_ok = redis_client.ping(app)
+    return "healthy" if db.ping(app)[0] and (not configured or redis_ok) else "degraded"
+
+
+def ready():
+    """Can this process serve requests? (MongoDB answers; Redis has fallbacks, so it does not count.)"""
+    return db.ping(current_app._get_current_object())[0]
+
+
 def report():
     """The health report dict; `degraded` when a configured dependency is down."""
     app = current_app._get_current_object()
     ok, latency_ms, error = db.ping(app)
-    database = {"engine": app.extensions["mongo_engine"], "ok": ok, "latency_ms": latency_ms}
+    database = {"engine": app.extensions["mongo_engine"], "ok": ok, "latency_ms": latency_ms,
+                "outage": outages.mongodb.snapshot()}
     if error:
         database["error"] = error
     configured, redis_ok = redis_client.ping(app)
     services = {
         "database": database,
-        "redis": {"configured": configured, "ok": redis_ok},
+        "redis": {"configured": configured, "ok": redis_ok, "outage": outages.redis.snapshot()},
     }
     for name, provider in _providers.items():
         services[name] = provider(app)

@@ -224,6 +224,8 @@ def tick_environment(now):
 def tick_waste(now):
     """Simulate bin levels, then collect districts whose bins are full."""
     simulator = get_simulator()
+    if not current_app.extensions.get("simulation_registered"):  # MongoDB was down at start-up
+        ensure_registered(current_app._get_current_object())
     stored = ingest("waste", simulator.waste_readings(now), source=SOURCE)
     for district in simulator.districts_due_for_collection():
         simulator.emptied(_collect(district))
@@ -261,6 +263,7 @@ def ensure_registered(app):
                              "district": entity["district"], "waste_type": entity["waste_type"],
                              "location": city.geo_point(entity["location"]), "fill_level_pct": 0.0,
                              "source": SOURCE})
+    app.extensions["simulation_registered"] = True
 
 
 def tick_emergency(now):

@@ -13,11 +13,12 @@ import uuid
 
 from marshmallow import ValidationError
 
+from src import outages
 from src.db import get_db
-from src.errors import ApiError
+from src.errors import UNAVAILABLE_ERRORS, ApiError
 from src.models import tasks as task_model
 from src.models.rollups import RangeTooLarge
-from src.redis_client import get_redis
+from src.redis_client import get_redis, report_failure
 from src.services import task_types
 from src.services.tasks import announce, requeue_expired, wake_key
 
@@ -143,14 +144,17 @@ class TaskWorker:
             try:
                 if self.run_once():
                     continue
+            except UNAVAILABLE_ERRORS as exc:
+                outages.mongodb.failed(exc)
             except Exception:
                 log.exception("worker %s loop error", self.worker_id)
-            if client is not None:
+            if client is not None and not outages.redis.is_down:
                 try:
                     client.blpop([key], timeout=max(1, int(self.poll_s)))
+                    outages.redis.recovered()
                     continue
-                except Exception:
-                    log.exception("redis wake-up wait failed; polling")
+                except Exception as exc:  # Redis gone: poll MongoDB until it is back
+                    report_failure(exc)
             stop.wait(self.poll_s)
 
 

@@ -6,7 +6,7 @@ from src.db import get_db
 from src.errors import ApiError
 from src.realtime import broadcast
 from src.models import tasks
-from src.redis_client import get_redis
+from src.redis_client import attempt
 from src.schemas.common import now_utc
 from src.services import task_types
 
@@ -41,9 +41,8 @@ def submit(user, task_type, data, priority):
     task = tasks.insert(get_db(), task_type, data, priority, user["_id"],
                         current_app.config["TASK_MAX_ATTEMPTS"])
     announce(task)
-    client = get_redis()
-    if client is not None:
-        client.lpush(wake_key(), str(task["_id"]))  # wake a sleeping worker now; MongoDB stays the truth
+    # Wake a sleeping worker now; MongoDB stays the truth, so with Redis down workers find it by polling.
+    attempt(lambda client: client.lpush(wake_key(), str(task["_id"])))
     return task
 
 

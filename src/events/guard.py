@@ -1,0 +1,73 @@
+"""The boundary between the Socket.IO wire and our handlers.
+
+python-socketio dispatches a client EVENT named `connect` or `disconnect` to the real connect
+and disconnect handlers: a client could wipe its own session record while staying in its rooms,
+or re-run authentication outside the event budget. And a malformed packet raised inside the
+library, which logged a traceback per packet. This module, installed once per server:
+- routes every event whose name is not a registered client event (reserved names included)
+  to the catch-all handler, which refuses it like any unknown event, within the event budget;
+- records whether the client asked for an ack (python-socketio hides it from handlers);
+- turns a packet the library cannot parse into a counted fault and a closed connection
+  (as the Node server does), never a traceback.
+"""
+import threading
+
+from socketio import packet
+
+from src.events import sessions
+
+# Names registered with handlers.client_event; nothing else reaches a handler by name.
+CLIENT_EVENTS = set()
+UNKNOWN_EVENT = "*"
+# Set around each event: did the client ask for an ack?
+event_context = threading.local()
+
+
+def install(server):
+    """Wrap the server's event dispatch and packet decoding (idempotent)."""
+    if getattr(server, "_citypulse_guarded", False):
+        return
+    _guard_events(server)
+    _guard_packets(server)
+    server._citypulse_guarded = True
+
+
+def _guard_events(server):
+    original = server._handle_event_internal
+
+    def dispatch(srv, sid, eio_sid, data, namespace, id):
+        event_context.ack_requested = id is not None
+        try:
+            name = data[0] if data else None
+            if isinstance(name, str) and name in CLIENT_EVENTS:
+                return original(srv, sid, eio_sid, data, namespace, id)
+            catch_all = srv.handlers.get(namespace, {}).get(UNKNOWN_EVENT)
+            if catch_all is None:
+                return None
+            shown = name if isinstance(name, str) else repr(name)
+            result = catch_all(shown[:64], sid, *data[1:2])
+            if id is not None:
+                srv._send_packet(eio_sid, srv.packet_class(packet.ACK, namespace=namespace, id=id, data=[result]))
+            return None
+        finally:
+            event_context.ack_requested = False
+
+    server._handle_event_internal = dispatch
+
+
+def _guard_packets(server):
+    original = server.eio.handlers["message"]
+
+    def receive(eio_sid, data):
+        try:
+            return original(eio_sid, data)
+        except Exception:  # the library could not decode what the client sent
+            sid = server.manager.sid_from_eio_sid(eio_sid, "/")
+            sessions.record_fault(sid, "malformed_packet", eio_sid)
+            try:
+                server.eio.disconnect(eio_sid)
+            except Exception:  # already closing
+                pass
+            return None
+
+    server.eio.on("message", receive)

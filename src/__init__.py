@@ -28,6 +28,8 @@ def create_app(config=None):
     app.json = CityPulseJSONProvider(app)
     app.request_class = CityPulseRequest
     configure_logging(app)
+    for warning in config.warnings():
+        log.warning("%s", warning)
     register_extensions(app)
     register_blueprints(app)
     register_socket_handlers(app)

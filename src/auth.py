@@ -32,27 +32,33 @@ class AuthError(ApiError):
 # BCRYPT_QUEUE_MAX wait; past that the caller gets 503 at once instead of a growing queue.
 
 BCRYPT_MAX_BYTES = 72
-_bcrypt_slots = None
-_bcrypt_waiting = 0
 
 
 class PasswordTooLong(ValueError):
     """bcrypt uses only 72 bytes; longer passwords are refused, not silently truncated."""
 
 
+def bcrypt_gate(app):
+    """This app's bcrypt slots and the count of callers waiting for one."""
+    gate = app.extensions.get("bcrypt")
+    if gate is None:
+        gate = app.extensions["bcrypt"] = {"slots": threading.BoundedSemaphore(app.config["BCRYPT_CONCURRENCY"]),
+                                           "waiting": 0}
+    return gate
+
+
 def _run_bcrypt(func, *args):
-    global _bcrypt_slots, _bcrypt_waiting
-    config = current_app.config
-    if _bcrypt_slots is None:
-        _bcrypt_slots = threading.BoundedSemaphore(config["BCRYPT_CONCURRENCY"])
-    if _bcrypt_waiting >= config["BCRYPT_QUEUE_MAX"]:
-        raise ApiError("Too many sign-ins are being checked right now; try again in a moment", status=503,
-                       error="busy")
-    _bcrypt_waiting += 1
-    try:
-        _bcrypt_slots.acquire()
-    finally:
-        _bcrypt_waiting -= 1
+    app = current_app._get_current_object()
+    gate = bcrypt_gate(app)
+    if not gate["slots"].acquire(blocking=False):
+        if gate["waiting"] >= app.config["BCRYPT_QUEUE_MAX"]:
+            raise ApiError("Too many sign-ins are being checked right now; try again in a moment", status=503,
+                           error="busy")
+        gate["waiting"] += 1
+        try:
+            gate["slots"].acquire()
+        finally:
+            gate["waiting"] -= 1
     try:
         if _eventlet_patched():
             from eventlet import tpool
@@ -60,7 +66,7 @@ def _run_bcrypt(func, *args):
             return tpool.execute(func, *args)
         return func(*args)
     finally:
-        _bcrypt_slots.release()
+        gate["slots"].release()
 
 
 def _eventlet_patched():

@@ -48,6 +48,14 @@ class Config:
     SOCKETIO_ASYNC_MODE = _env("SOCKETIO_ASYNC_MODE", "eventlet")
     # eventlet.wsgi caps concurrent connections at 1024 unless told otherwise.
     MAX_CONNECTIONS = _int("MAX_CONNECTIONS", 10000)
+    # eventlet.wsgi times nothing out; src/http_server.py does, like nginx's client timeouts. The
+    # request line + headers must arrive within HEADER of their first byte (a total: trickled
+    # headers would hold a slot for ever); a connection waits IDLE for its next request (above
+    # nginx's 60 s upstream keepalive_timeout, so nginx closes its idle upstreams first); a body
+    # may pause BODY between reads. WebSockets are exempt: engine.io pings them.
+    HTTP_HEADER_TIMEOUT_S = _float("HTTP_HEADER_TIMEOUT_S", 10)
+    HTTP_IDLE_TIMEOUT_S = _float("HTTP_IDLE_TIMEOUT_S", 75)
+    HTTP_BODY_TIMEOUT_S = _float("HTTP_BODY_TIMEOUT_S", 30)
     CORS_ALLOWED_ORIGINS = _env("CORS_ALLOWED_ORIGINS", "*")
     TRUST_PROXY_HOPS = _int("TRUST_PROXY_HOPS", 0)
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
@@ -55,7 +63,12 @@ class Config:
     # Storage: MongoDB when MONGO_URI is set, the embedded engine otherwise.
     MONGO_URI = _env("MONGO_URI")
     MONGO_DB_NAME = _env("MONGO_DB_NAME", "citypulse")
+    # Server selection, connect and socket reads: a MongoDB that stops answering costs a
+    # request at most this long before its 503.
     MONGO_TIMEOUT_MS = _int("MONGO_TIMEOUT_MS", 3000)
+    # Without MONGO_URI each process has its own embedded database: production refuses that
+    # unless told it is a single-process demo.
+    ALLOW_EMBEDDED_DB = _bool("ALLOW_EMBEDDED_DB", False)
     # The embedded engine has no TTL monitor and slows with size, so it keeps hours.
     RAW_RETENTION_HOURS = _int("RAW_RETENTION_HOURS", 168 if MONGO_URI else 3)
 
@@ -66,6 +79,9 @@ class Config:
     JWT_ACCESS_TTL_S = _int("JWT_ACCESS_TTL_S", 15 * 60)
     JWT_REFRESH_TTL_S = _int("JWT_REFRESH_TTL_S", 7 * 24 * 3600)
     BCRYPT_ROUNDS = _int("BCRYPT_ROUNDS", 12)
+    # Hashes run off the event loop, at most this many at once; past BCRYPT_QUEUE_MAX waiting, 503.
+    BCRYPT_CONCURRENCY = _int("BCRYPT_CONCURRENCY", 2)
+    BCRYPT_QUEUE_MAX = _int("BCRYPT_QUEUE_MAX", 64)
     ADMIN_EMAIL = _env("ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL)
     ADMIN_USERNAME = _env("ADMIN_USERNAME", "admin")
     ADMIN_PASSWORD = _env("ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
@@ -78,6 +94,10 @@ class Config:
     RATELIMIT_LOGIN = _env("RATELIMIT_LOGIN", "10 per minute")
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_KEY_PREFIX = _env("RATELIMIT_KEY_PREFIX", "citypulse")
+    # With Redis down, limits are counted in this process's memory instead of failing requests
+    # (Flask-Limiter probes Redis again with a backoff and switches back by itself).
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
 
     SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", True)
     # Leader election between processes: the lock expires unless renewed every third of this.
@@ -96,7 +116,7 @@ class Config:
     TASK_RETRY_BACKOFF_S = _float("TASK_RETRY_BACKOFF_S", 2)
     TASK_MAX_ATTEMPTS = _int("TASK_MAX_ATTEMPTS", 3)
 
-    # The simulated city
+    # The simulated city: on in development, off in production (it writes into the real database).
     SEED_CITY = _bool("SEED_CITY", True)  # grids, emergency units and bins of the demo city on first start
     SIMULATION_ENABLED = _bool("SIMULATION_ENABLED", True)
     SIMULATION_SEED = _int("SIMULATION_SEED", 42)
@@ -126,6 +146,13 @@ class Config:
     SOCKET_EVENTS_BURST = _int("SOCKET_EVENTS_BURST", 40)
     ALERT_REPLAY_MAX = _int("ALERT_REPLAY_MAX", 500)
     SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "citypulse-socketio")
+    # Sockets are checked this often for expired or revoked tokens and changed accounts.
+    SESSION_SWEEP_S = _float("SESSION_SWEEP_S", 2)
+    # A connection must complete the Socket.IO CONNECT (authenticate) within this, or is closed.
+    SOCKET_CONNECT_TIMEOUT_S = _float("SOCKET_CONNECT_TIMEOUT_S", 10)
+    # Client-caused failures (bad packets, unknown events, refused payloads) are counted always
+    # and logged at most once per connection per this interval.
+    CLIENT_FAULT_LOG_INTERVAL_S = _float("CLIENT_FAULT_LOG_INTERVAL_S", 60)
 
     # OpenAPI (flask-smorest)
     API_TITLE = "CityPulse API"
@@ -146,6 +173,25 @@ class Config:
 
     def validate(self):
         """Raise ConfigError when this configuration is unsafe to serve with."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError(f"Refusing to start in {self.ENV_NAME}: " + "; ".join(problems))
+
+    def warnings(self):
+        """Settings that work but are probably not what was meant, as sentences to log at start."""
+        if self.REDIS_URL and not self.MONGO_URI and not self.TESTING:
+            # Redis signals "several processes"; the embedded engine cannot be shared between them.
+            return ["REDIS_URL is set but MONGO_URI is not: every process has its own embedded database, so "
+                    "processes sharing Redis do NOT share users, tokens or data (a token from one process is "
+                    "refused by another). Set MONGO_URI to run more than one process."]
+        return []
+
+    def problems(self):
+        """What is wrong with this configuration, as sentences."""
+        problems = []
+        if len((self.ADMIN_PASSWORD or "").encode("utf-8")) > 72:
+            problems.append("ADMIN_PASSWORD must be at most 72 bytes (bcrypt's limit)")
+        return problems
 
 
 class DevelopmentConfig(Config):
@@ -177,17 +223,21 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     ENV_NAME = "production"
+    SEED_CITY = _bool("SEED_CITY", False)
+    SIMULATION_ENABLED = _bool("SIMULATION_ENABLED", False)
 
-    def validate(self):
-        problems = []
+    def problems(self):
+        problems = super().problems()
+        if not self.MONGO_URI and not self.ALLOW_EMBEDDED_DB:
+            problems.append("MONGO_URI must be set (the embedded database lives in one process and is lost on "
+                            "restart; set ALLOW_EMBEDDED_DB=true for a single-process demo)")
         if self.JWT_SECRET_KEY in (None, "", DEFAULT_JWT_SECRET) or len(self.JWT_SECRET_KEY) < 32:
             problems.append("JWT_SECRET_KEY must be set to a random value of at least 32 characters")
         if self.ADMIN_PASSWORD in (None, "", DEFAULT_ADMIN_PASSWORD):
             problems.append("ADMIN_PASSWORD must be set and must not be the development default")
         elif len(self.ADMIN_PASSWORD) < 8:
             problems.append("ADMIN_PASSWORD must be at least 8 characters")
-        if problems:
-            raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+        return problems
 
 
 CONFIGS = {

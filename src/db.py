@@ -38,7 +38,7 @@ _LOCKED_METHODS = (
     "bulk_write", "create_index", "create_indexes", "drop_index", "drop", "index_information",
 )
 _patched = False
-PING_TIMEOUT_S = 1.0
+PING_TIMEOUT_S = 0.5
 
 
 def _locked(method):
@@ -142,7 +142,7 @@ def ping(app=None):
     """Return (ok, latency_ms, error) for the database."""
     started = time.perf_counter()
     try:
-        # At most a second: health and readiness probes have short deadlines of their own.
+        # At most half a second: health and readiness probes have short deadlines of their own.
         with pymongo.timeout(PING_TIMEOUT_S):
             get_db(app).command("ping")
     except Exception as exc:  # any failure means "not reachable" to a health check

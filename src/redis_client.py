@@ -51,6 +51,11 @@ def attempt(operation, app=None):
     return result
 
 
+def skipping():
+    """True while Redis is being skipped after a failure."""
+    return time.monotonic() < _skip_until
+
+
 def report_failure(exc):
     """For callers that talk to Redis themselves (blocking waits, the lock): count the outage."""
     global _skip_until

@@ -179,13 +179,14 @@ class LiveServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"live server exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if requests.get(self.url + "/api/health", timeout=1).status_code == 200:
+                if requests.get(self.url + "/api/health/live", timeout=1).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        output = self.output()
         self.stop()
-        raise RuntimeError(f"live server did not become ready:\n{self.output()}")
+        raise RuntimeError(f"live server did not become ready:\n{output}")
 
     def output(self):
         with open(self.log.name, encoding="utf-8", errors="replace") as fh:

@@ -93,6 +93,9 @@ class Api:
     def post(self, path, json=None):
         return requests.post(self.server.url + path, json=json, headers=self.headers, timeout=10)
 
+    def patch(self, path, json=None):
+        return requests.patch(self.server.url + path, json=json, headers=self.headers, timeout=10)
+
     def get(self, path, **params):
         return requests.get(self.server.url + path, params=params, headers=self.headers, timeout=10)
 

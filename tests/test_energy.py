@@ -243,3 +243,94 @@ def test_consumption_rejects_bad_queries(client, admin_headers):
         "+", "%2B"), headers=admin_headers)
     assert backwards.status_code == 422 and "from" in backwards.get_json()["errors"]
     assert client.get("/api/energy/consumption").status_code == 401
+
+
+# Readings for grids that are not registered (auto-registration) and implausible loads
+
+def readings_of(app, grid_id):
+    return get_db(app).readings.count_documents({"module": "energy", "sensor_id": grid_id})
+
+
+def test_reading_for_an_unknown_grid_registers_a_well_formed_grid(app, client, admin_headers):
+    location = {"type": "Point", "coordinates": [-73.99, 40.70]}
+    post_readings(client, admin_headers, [{"grid_id": "G-NEW", "load_mw": 60, "capacity_mw": 150, "district": "Harbor",
+                                           "location": location}])
+    grid = client.get("/api/energy/grids/G-NEW", headers=admin_headers)
+    assert grid.status_code == 200
+    body = grid.get_json()
+    assert (body["name"], body["district"], body["capacity_mw"], body["utilization_pct"]) == \
+        ("G-NEW", "Harbor", 150.0, 40.0)
+    assert body["location"] == location and body["auto_registered"] is True
+    registered = client.post("/api/energy/grids", headers=admin_headers, json=grid_body("G-REG")).get_json()
+    assert registered["auto_registered"] is False
+
+
+def test_auto_registered_grid_takes_its_district_from_the_first_reading_that_has_one(client, admin_headers):
+    post_readings(client, admin_headers, [{"grid_id": "G-ND", "load_mw": 10, "capacity_mw": 100}])
+    first = client.get("/api/energy/grids/G-ND", headers=admin_headers).get_json()
+    assert first["district"] is None and first["auto_registered"] is True and first["capacity_mw"] == 100.0 and first["utilization_pct"] == 10.0
+    post_readings(client, admin_headers, [{"grid_id": "G-ND", "load_mw": 20, "capacity_mw": 100,
+                                           "district": "Harbor"}])
+    assert client.get("/api/energy/grids/G-ND", headers=admin_headers).get_json()["district"] == "Harbor"
+    post_readings(client, admin_headers, [{"grid_id": "G-ND", "load_mw": 30, "capacity_mw": 100,
+                                           "district": "Downtown"}])
+    # A district once known is the registry's: a reading does not move the grid.
+    assert client.get("/api/energy/grids/G-ND", headers=admin_headers).get_json()["district"] == "Harbor"
+    page = client.get("/api/energy/grids?district=Harbor", headers=admin_headers).get_json()
+    assert [g["grid_id"] for g in page["items"]] == ["G-ND"]
+
+
+@pytest.mark.parametrize("registered", [False, True])
+def test_implausible_load_for_the_capacity_is_refused(app, client, admin_headers, registered):
+    # 99 999 MW on a 0.001 MW grid used to be stored as utilization_pct 9 999 900 000.
+    if registered:
+        assert client.post("/api/energy/grids", headers=admin_headers, json=grid_body("G-X")).status_code == 201
+    response = client.post("/api/energy/data", headers=admin_headers,
+                           json={"grid_id": "G-X", "load_mw": 99999, "capacity_mw": 0.001, "district": "Harbor"})
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["error"] == "validation_error" and body["message"]
+    assert "load_mw" in body["errors"]
+    assert readings_of(app, "G-X") == 0
+    grid = client.get("/api/energy/grids/G-X", headers=admin_headers)
+    if registered:
+        assert grid.get_json()["capacity_mw"] == 100.0 and grid.get_json().get("utilization_pct") is None
+    else:
+        assert grid.status_code == 404
+    # At the limit (2 x capacity, 200 %) a reading is still accepted.
+    item = post_readings(client, admin_headers, [{"grid_id": "G-X", "load_mw": 200, "capacity_mw": 100}])[0]
+    assert item["utilization_pct"] == 200.0
+
+
+def test_a_refused_reading_stores_nothing_from_its_batch(app, client, admin_headers):
+    batch = [{"grid_id": "G-A", "load_mw": 50, "capacity_mw": 100, "district": "Harbor"},
+             {"grid_id": "G-B", "load_mw": 80, "capacity_mw": 100, "district": "Harbor"},
+             {"grid_id": "G-C", "load_mw": 5000, "capacity_mw": 1, "district": "Harbor"}]
+    response = client.post("/api/energy/data", headers=admin_headers, json=batch)
+    assert response.status_code == 422 and response.get_json()["error"] == "validation_error"
+    assert list(response.get_json()["errors"]) == ["2"] and "load_mw" in response.get_json()["errors"]["2"]
+    db = get_db(app)
+    assert db.readings.count_documents({"module": "energy"}) == 0 and db.grids.count_documents({}) == 0
+    assert client.get("/api/energy/grids", headers=admin_headers).get_json()["total"] == 0
+    assert client.get("/api/energy/renewable", headers=admin_headers).get_json()["grids_reporting"] == 0
+    plan = client.get("/api/energy/optimization/load-balancing", headers=admin_headers).get_json()
+    assert plan["grids_considered"] == 0 and plan["before"] == {}
+
+
+def test_utilisation_stays_finite_everywhere(app, client, admin_headers):
+    post_readings(client, admin_headers, [
+        {"grid_id": "G-1", "load_mw": 200, "capacity_mw": 100, "district": "Harbor"},
+        {"grid_id": "G-2", "load_mw": 0, "capacity_mw": 0.001, "district": "Harbor"},
+    ])
+    plan = client.get("/api/energy/optimization/load-balancing", headers=admin_headers).get_json()
+    assert plan["before"] == {"G-1": 200.0, "G-2": 0.0}
+    overview = client.get("/api/dashboard/overview", headers=admin_headers)
+    assert overview.status_code == 200
+    # 200 MW over 100.001 MW of capacity.
+    assert overview.get_json()["modules"]["energy"]["kpis"]["utilization_pct"] == 200.0
+    grids = client.get("/api/energy/grids?sort=-utilization_pct", headers=admin_headers).get_json()["items"]
+    assert [(g["grid_id"], g["utilization_pct"]) for g in grids] == [("G-1", 200.0), ("G-2", 0.0)]
+    # States without a usable capacity are left out, not divided by.
+    states = [{"grid_id": "N", "load_mw": 5, "capacity_mw": None}, {"grid_id": "Z", "load_mw": 5, "capacity_mw": 0},
+              {"grid_id": "M", "load_mw": 5}]
+    assert energy.plan_load_balancing(states)["grids_considered"] == 0

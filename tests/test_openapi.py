@@ -29,7 +29,9 @@ def test_spec_declares_bearer_auth_and_public_routes(client):
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert spec["security"] == [{"bearerAuth": []}]
     assert spec["paths"]["/api/auth/login"]["post"]["security"] == []
-    assert spec["paths"]["/api/health"]["get"]["security"] == []
+    assert spec["paths"]["/api/health"]["get"]["security"] == [{}, {"bearerAuth": []}]  # optional token
+    assert spec["paths"]["/api/health/live"]["get"]["security"] == []
+    assert spec["paths"]["/api/health/ready"]["get"]["security"] == []
 
 
 def test_every_operation_has_a_summary(client):

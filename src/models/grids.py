@@ -19,20 +19,28 @@ def get(db, grid_id):
 
 
 def record_reading(db, reading):
-    """Copy the reading's state onto the grid, creating the grid on its first reading."""
+    """Copy the reading's state onto the grid; a grid first seen in a reading is registered from it.
+
+    Auto-registration: name = grid_id, capacity_mw, district and location from the (validated) reading, and
+    auto_registered = True. A grid registered without a district takes the first one a later reading carries;
+    once it has one, readings do not change it.
+    """
+    grid_id = reading["grid_id"]
     changes = {k: reading[k] for k in LAST_FIELDS if reading.get(k) is not None}
     changes.update(last_reading_at=reading["timestamp"], updated_at=datetime.now(timezone.utc))
-    newer_or_unset = [{"last_reading_at": {"$lte": reading["timestamp"]}}, {"last_reading_at": None}]
-    result = db.grids.update_one({"grid_id": reading["grid_id"], "$or": newer_or_unset}, {"$set": changes})
-    if result.matched_count or db.grids.find_one({"grid_id": reading["grid_id"]}, {"_id": 1}):
-        return
-    doc = dict(changes, grid_id=reading["grid_id"], name=reading["grid_id"], created_at=changes["updated_at"])
+    newer_or_unset = {"grid_id": grid_id,
+                      "$or": [{"last_reading_at": {"$lte": reading["timestamp"]}}, {"last_reading_at": None}]}
+    result = db.grids.update_one(newer_or_unset, {"$set": changes})
+    if not result.matched_count and not db.grids.find_one({"grid_id": grid_id}, {"_id": 1}):
+        doc = dict(changes, grid_id=grid_id, name=grid_id, auto_registered=True, created_at=changes["updated_at"])
+        doc.update({k: reading[k] for k in ("district", "location") if reading.get(k) is not None})
+        try:
+            db.grids.insert_one(doc)
+            return
+        except DuplicateKeyError:  # another process registered it first: update that one instead
+            db.grids.update_one(newer_or_unset, {"$set": changes})
     if reading.get("district"):
-        doc["district"] = reading["district"]
-    try:
-        db.grids.insert_one(doc)
-    except DuplicateKeyError:
-        pass  # another process registered it first
+        db.grids.update_one({"grid_id": grid_id, "district": None}, {"$set": {"district": reading["district"]}})
 
 
 def list_page(db, district=None, limit=50, offset=0, sort="grid_id"):

@@ -17,6 +17,8 @@ import time
 
 from socketio import Manager, RedisManager
 
+from src import outages, redis_client
+
 SEAM_SECONDS = 30.0
 
 
@@ -91,7 +93,44 @@ class GuardedManager(SeamGuardMixin):
 
 
 class GuardedRedisManager(RedisManager, SeamGuardMixin):
-    """Redis client manager; the mixin sits below PubSubManager, so it sees local deliveries."""
+    """Redis client manager; the mixin sits below PubSubManager, so it sees local deliveries.
+
+    With Redis down, python-socketio logged two error lines per emit and one per listen retry.
+    Local clients are served either way (the manager delivers locally before publishing); other
+    processes miss what is emitted during the outage. Failures go to `outages.redis`, which
+    logs the outage once, and publishing is skipped while Redis is known to be down.
+    """
+
+    def _publish(self, data):
+        if redis_client.skipping():
+            return None
+        try:
+            if not self.connected:
+                self._redis_connect()
+            result = self.redis.publish(self.channel, self.json.dumps(data))
+        except Exception as exc:  # any redis-py failure: the outage, not this emit, is worth a line
+            self.connected = False
+            redis_client.report_failure(exc)
+            return None
+        outages.redis.recovered()
+        return result
+
+    def _redis_listen_with_retries(self):
+        retry_sleep = 1
+        subscribed = False
+        while True:
+            try:
+                if not subscribed:
+                    self._redis_connect()
+                    self.pubsub.subscribe(self.channel)
+                    subscribed = True
+                    retry_sleep = 1
+                yield from self.pubsub.listen()
+            except Exception as exc:
+                redis_client.report_failure(exc)
+                subscribed = False
+                time.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, 8)  # back within seconds of Redis returning
 
 
 def make_client_manager(redis_url, guards, channel="citypulse-socketio"):

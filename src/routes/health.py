@@ -13,6 +13,7 @@ blp = Blueprint("health", __name__, url_prefix="/api", description="Service heal
 @blp.route("/health")
 @limiter.exempt
 @blp.response(200, HealthSchema)
+@blp.doc(security=[{}, {"bearerAuth": []}])  # the token is optional: it only adds details
 def get_health():
     """healthy or degraded; with a valid access token, the state of every dependency and the configuration."""
     if auth.bearer_token() is None:

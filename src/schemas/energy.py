@@ -17,8 +17,16 @@ class GridCreateSchema(Schema):
 
 
 class GridSchema(GridCreateSchema):
-    """A grid and its last reported state (copied from its newest reading)."""
+    """A grid and its last reported state (copied from its newest reading).
+
+    A reading for a grid that is not registered registers it (auto_registered: true): name = grid_id, and
+    capacity_mw, district and location from the reading.
+    """
     id = fields.String(attribute="_id", dump_only=True)
+    district = fields.String(allow_none=True, dump_default=None, metadata={
+        "description": "null for a grid registered by a reading without one, until a reading carries one"})
+    auto_registered = fields.Boolean(dump_only=True, dump_default=False,
+                                     metadata={"description": "registered by its first reading, not by POST"})
     load_mw = fields.Float(allow_none=True)
     solar_mw = fields.Float(allow_none=True)
     wind_mw = fields.Float(allow_none=True)

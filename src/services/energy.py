@@ -15,6 +15,9 @@ from src.services.latest import get_cache
 
 DEFAULT_RANGE = timedelta(hours=24)
 TARGET_PCT = 85.0
+# A reading may report at most this share of its capacity: protection trips long before, so beyond it the
+# reading is a unit or sensor error (99 999 MW on a 0.001 MW grid would be stored as 9 999 900 000 %).
+MAX_UTILIZATION_PCT = 200.0
 # Below this a remaining excess or headroom is float noise, not megawatts.
 EPSILON_MW = 1e-9
 CONSUMPTION_METHOD = (
@@ -60,6 +63,24 @@ def create_grid(data):
         return grids.create(db, data)
     except DuplicateKeyError:
         raise conflict from None
+
+
+# Readings
+
+def reading_errors(loaded):
+    """Checks across an energy reading's fields, run by ingest before anything of the batch is stored.
+
+    `loaded` are readings the schema accepted (so capacity_mw >= 0.001); returns {index: {field: [message]}}.
+    A reading for a grid that is not registered is accepted: it registers the grid (see grids.record_reading).
+    """
+    errors = {}
+    for index, reading in enumerate(loaded):
+        limit = reading["capacity_mw"] * MAX_UTILIZATION_PCT / 100
+        if reading["load_mw"] > limit + EPSILON_MW:
+            errors[str(index)] = {"load_mw": [
+                f"At most {MAX_UTILIZATION_PCT:g} % of capacity_mw ({limit:g} MW for a {reading['capacity_mw']:g} "
+                "MW grid); check the units."]}
+    return errors
 
 
 # Consumption

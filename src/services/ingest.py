@@ -16,7 +16,7 @@ from src.realtime import broadcast, metrics
 from src.models import alert_rules, alerts, bins, grids, latest, readings
 from src.schemas.common import now_utc
 from src.schemas.readings import ID_FIELDS, READING_SCHEMAS
-from src.services import alerting
+from src.services import alerting, energy
 from src.services.aqi import compute_aqi
 from src.services.latest import get_cache
 
@@ -91,6 +91,8 @@ def validate_batch(db, module, items, batch):
         for index, reading in enumerate(loaded):
             if reading["bin_id"] not in known:
                 errors[str(index)] = {"bin_id": [f"Unknown bin {reading['bin_id']!r}; register it first."]}
+    if module == "energy" and not errors:
+        errors.update(energy.reading_errors(loaded))
     if errors:
         raise ValidationError(errors if batch else errors["0"])
     return loaded

@@ -53,6 +53,8 @@ def configure_logging(app):
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # APScheduler logs every run at INFO; our job runner records runs and logs failures itself.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Flask-Limiter logs every refused request at INFO: a client could fill the log at will.
+    logging.getLogger("flask-limiter").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def register_extensions(app):

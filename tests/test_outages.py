@@ -156,11 +156,15 @@ def test_server_starts_with_mongodb_unreachable(live_server):
                                                                 "password": "admin123"}, timeout=10)
     assert login.status_code == 503 and login.json()["error"] == "database_unavailable"
     assert time.perf_counter() - started < 5
+    statuses = {requests.post(server.url + "/api/auth/login", json={"email": "a@b.example", "password": "x"},
+                              timeout=10).status_code for _ in range(12)}
+    assert statuses == {503, 429}, statuses  # the login limit still holds, and neither is logged per request
     time.sleep(2)  # scheduled jobs run (and fail) meanwhile
     assert server.proc.poll() is None, "the process keeps running"
     log = server.output()
     assert "Traceback" not in log
     assert len([line for line in log.splitlines() if "mongodb unavailable" in line]) == 1, log
+    assert "exceeded at endpoint" not in log
 
 
 def test_mongodb_that_never_answers_gets_503_in_time(live_server):

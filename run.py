@@ -22,22 +22,17 @@ import signal  # noqa: E402
 import time  # noqa: E402
 
 from src import create_app  # noqa: E402
-from src.extensions import socketio  # noqa: E402
+from src import http_server  # noqa: E402
+from src.config import ConfigError  # noqa: E402
+from src.events import sessions  # noqa: E402
 from src.schedulers import start_scheduler, stop_scheduler  # noqa: E402
+from src.services import watchdog  # noqa: E402
 from src.services.task_worker import start_pool  # noqa: E402
 
 
 def serve(app):
-    """Serve HTTP and Socket.IO on HOST:PORT."""
-    config = app.config
-    options = {"host": config["HOST"], "port": config["PORT"], "allow_unsafe_werkzeug": True}
-    if config["SOCKETIO_ASYNC_MODE"] == "eventlet":
-        # eventlet.wsgi caps concurrent connections at 1024 unless max_size says otherwise.
-        options = {"host": config["HOST"], "port": config["PORT"], "max_size": config["MAX_CONNECTIONS"],
-                   "log_output": False}
-    app.logger.info("CityPulse %s (%s, %s) on http://%s:%s", config["VERSION"], config["ENV_NAME"],
-                    config["SOCKETIO_ASYNC_MODE"], config["HOST"], config["PORT"])
-    socketio.run(app, **options)
+    """Serve HTTP and Socket.IO on HOST:PORT (src/http_server.py: timeouts, a taken port in one line)."""
+    http_server.serve(app)
 
 
 def run_headless(app, role):
@@ -53,9 +48,14 @@ def run_headless(app, role):
 
 def main(argv):
     """Build the app from APP_ENV, start background work, then serve (or only work)."""
-    app = create_app()
+    try:
+        app = create_app()
+    except ConfigError as exc:  # one clear line, not a traceback (and no crash-loop noise)
+        print(f"citypulse: {exc}", file=sys.stderr)
+        sys.exit(2)
     # SIGTERM (docker stop) exits through atexit, which releases the scheduler lock at once.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    watchdog.start(app)
     if "--worker" in argv:
         start_pool(app, size=max(1, app.config["TASK_WORKERS"]))
         run_headless(app, "--worker")
@@ -65,6 +65,7 @@ def main(argv):
         run_headless(app, "--scheduler-only")
     else:
         start_pool(app)
+        sessions.start_sweeper(app)
         serve(app)
 
 

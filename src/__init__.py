@@ -8,7 +8,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from src import db, outages, redis_client, schedulers
+from src import db, http_server, outages, redis_client, schedulers
 from src.realtime import seam
 from src.realtime.seam import make_client_manager
 from src.services import ingest, latest, seed
@@ -101,6 +101,7 @@ def register_socket_handlers(app):
     guard.install(socketio.server)
     health.register_provider("realtime", lambda app: dict(metrics.snapshot(socketio), **sessions.stats()))
     health.register_provider("scheduler", schedulers.status)
+    health.register_provider("http", lambda app: http_server.stats())
 
 
 def register_request_guards(app):

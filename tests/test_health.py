@@ -29,6 +29,7 @@ def test_health_details_need_a_valid_token(client, admin_headers):
     assert realtime["connected_clients"] == 0
     assert {"events_emitted_per_s", "readings_ingested_per_s", "rooms", "pending_handshakes",
             "client_faults"} <= set(realtime)
+    assert {"open_connections", "header_timeouts", "idle_timeouts", "body_timeouts"} <= set(services["http"])
 
 
 def test_liveness_and_readiness(client):

@@ -1,0 +1,241 @@
+"""The HTTP server: eventlet.wsgi with timeouts, or Werkzeug in threading mode.
+
+eventlet.wsgi on its own never times a connection out, so sockets that trickle a header line
+now and then (or send nothing) hold a `MAX_CONNECTIONS` slot for ever. `GuardedProtocol` adds,
+like nginx's client_header_timeout / keepalive_timeout / client_body_timeout:
+
+- an idle timeout while a connection waits for its first or next request,
+- a total deadline for the request line and headers, from their first byte,
+- a timeout between body reads (answered 408).
+
+A WebSocket drops the timeouts once its handshake succeeded: engine.io pings it and closes dead
+ones itself. Long-polling is unaffected: its wait is in the app, not a socket read.
+
+`dechunk` hands chunked request bodies to the app as bodies of known length, which both
+servers need (see there).
+"""
+import io
+import json
+import socket
+
+from engineio.exceptions import EngineIOError
+from werkzeug.exceptions import RequestTimeout
+from werkzeug.wrappers import Response
+
+from src.errors import error_body
+
+# eventlet's default backlog of 50 drops connection attempts past it (clients retry after 1 s,
+# 3 s, ...) while every slot is busy; let bursts queue in the kernel instead.
+LISTEN_BACKLOG = 1024
+
+_stats = {"open_connections": 0, "header_timeouts": 0, "idle_timeouts": 0, "body_timeouts": 0,
+          "max_connections": None}
+
+
+def stats():
+    """Connection counters of this process's eventlet server (max_connections is None when not serving on it)."""
+    return dict(_stats)
+
+
+def serve(app):
+    """Serve app on HOST:PORT until the process ends; one line on stderr and exit 1 if it cannot listen."""
+    config = app.config
+    use_eventlet = config["SOCKETIO_ASYNC_MODE"] == "eventlet"
+    sock = _listen(config["HOST"], config["PORT"], use_eventlet)
+    host, port = sock.getsockname()[:2]
+    app.logger.info("CityPulse %s (%s, %s) listening on http://%s:%s", config["VERSION"], config["ENV_NAME"],
+                    config["SOCKETIO_ASYNC_MODE"], host, port)
+    site = dechunk(app, config["MAX_CONTENT_LENGTH"])
+    if use_eventlet:
+        import eventlet.wsgi
+
+        _stats["max_connections"] = config["MAX_CONNECTIONS"]
+        protocol = make_protocol(config["HTTP_HEADER_TIMEOUT_S"], config["HTTP_IDLE_TIMEOUT_S"],
+                                 config["HTTP_BODY_TIMEOUT_S"])
+        # max_size: eventlet caps connections at 1024 otherwise. debug=False: eventlet's own 500s
+        # would carry a traceback to the client. log_output=False: no access log, as before.
+        eventlet.wsgi.server(sock, site, max_size=config["MAX_CONNECTIONS"], protocol=protocol,
+                             log_output=False, debug=False)
+    else:
+        from werkzeug.serving import make_server
+
+        # The debugging escape hatch: Werkzeug's threaded server (no timeouts) on the socket
+        # bound above, so a taken port fails the same way.
+        server = make_server(host, port, site, threaded=True, fd=sock.fileno())
+        sock.close()  # Werkzeug serves on its own duplicate of the descriptor
+        server.serve_forever()
+
+
+def _listen(host, port, use_eventlet):
+    """A listening socket on host:port, or SystemExit with one line naming HOST and PORT."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        if use_eventlet:
+            import eventlet
+
+            # eventlet.listen sets SO_REUSEPORT by default: a second server on a taken port would
+            # then bind quietly and the kernel would split connections between the two.
+            return eventlet.listen(address, family, backlog=LISTEN_BACKLOG, reuse_port=False)
+        return socket.create_server(address, family=family, backlog=LISTEN_BACKLOG)
+    except OSError as exc:
+        raise SystemExit(f"CityPulse cannot listen on HOST={host} PORT={port}: {exc.strerror or exc}; "
+                         "stop whatever holds it or set PORT (or HOST) to a free address") from None
+
+
+def dechunk(app, limit):
+    """WSGI middleware: a chunked request body reaches the app as a body of known length."""
+
+    def site(environ, start_response):
+        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            # Werkzeug reads a body of unknown length as empty unless the server sets
+            # wsgi.input_terminated (eventlet doesn't), and with the flag it cuts the body at
+            # MAX_CONTENT_LENGTH instead of answering 413. So, like nginx in front, read it here
+            # (both servers decode the chunks) and pass it on with a Content-Length; past the
+            # limit, limit + 1 bytes is enough for Werkzeug to answer 413 in the app's JSON shape.
+            try:
+                body = environ["wsgi.input"].read(None if limit is None else limit + 1)
+            except BodyTimeout as exc:
+                return _error(exc.code, **exc.data)(environ, start_response)
+            except (OSError, ValueError):  # a malformed chunk, or the client left mid-body
+                return _error(400, "The chunked request body is malformed or incomplete")(environ, start_response)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            del environ["HTTP_TRANSFER_ENCODING"]
+        return app(environ, start_response)
+
+    return site
+
+
+def _error(status, message, error=None):
+    """A response in the app's JSON error shape, for answers given before the app runs."""
+    return Response(json.dumps(error_body(status, message, error)), status, mimetype="application/json")
+
+
+class BodyTimeout(RequestTimeout, EngineIOError):
+    """The request body stalled past HTTP_BODY_TIMEOUT_S; the connection is closed after the answer.
+
+    As a RequestTimeout, Flask's error handlers answer 408 in the JSON shape; as an EngineIOError,
+    engine.io's long-polling POST drops the session quietly instead of logging a traceback.
+    """
+
+    data = {"error": "request_timeout", "message": "The request body stalled; it must arrive without long pauses"}
+
+
+class _TimedInput:
+    """wsgi.input that counts a body read timeout, marks the connection to close and raises BodyTimeout."""
+
+    def __init__(self, body, handler):
+        self._body = body
+        self._handler = handler
+
+    def _guard(self, read, *args):
+        try:
+            return read(*args)
+        except socket.timeout:
+            _stats["body_timeouts"] += 1
+            self._handler.close_connection = 1  # the stream is mid-body: never reuse it
+            raise BodyTimeout() from None
+
+    def read(self, *args):
+        return self._guard(self._body.read, *args)
+
+    def readline(self, *args):
+        return self._guard(self._body.readline, *args)
+
+    def readlines(self, *args):
+        return self._guard(self._body.readlines, *args)
+
+    def __iter__(self):
+        return iter(self.read, b"")
+
+    def __getattr__(self, name):
+        return getattr(self._body, name)
+
+
+def make_protocol(header_s, idle_s, body_s):
+    """An eventlet.wsgi protocol class with these timeouts, in seconds."""
+    from eventlet.wsgi import HttpProtocol  # here, so threading mode never imports eventlet
+
+    return type("CityPulseProtocol", (GuardedProtocol, HttpProtocol),
+                {"header_timeout": header_s, "idle_timeout": idle_s, "body_timeout": body_s})
+
+
+class GuardedProtocol:
+    """Mixed into eventlet's HttpProtocol: an idle timeout, a header deadline and a body read timeout."""
+
+    header_timeout = idle_timeout = body_timeout = None  # set by make_protocol
+    _deadline = None
+
+    def __init__(self, conn_state, server):
+        _stats["open_connections"] += 1
+        try:
+            super().__init__(conn_state, server)  # serves every request of the connection
+        finally:
+            _stats["open_connections"] -= 1
+
+    def handle_one_request(self):
+        """One request; a header deadline that fires closes the connection without an answer."""
+        import eventlet
+
+        self._deadline = None
+        try:
+            super().handle_one_request()
+        except eventlet.Timeout as exc:
+            if exc is not self._deadline:
+                raise
+            _stats["header_timeouts"] += 1
+            self.close_connection = 1
+        finally:
+            self._cancel_deadline()
+
+    def _read_request_line(self):
+        """Wait up to idle_timeout for a request's first byte, then start the header deadline."""
+        import eventlet
+
+        if self.rfile.closed:
+            return super()._read_request_line()
+        try:
+            self.connection.settimeout(self.idle_timeout)
+            if not self.rfile.peek(1):  # the client closed
+                return ""
+        except socket.timeout:
+            _stats["idle_timeouts"] += 1
+            return ""  # eventlet closes quietly on an empty request line
+        except OSError:  # reset by the peer
+            return ""
+        # A total deadline, not a per-read timeout: a header line every few seconds would reset the
+        # latter for ever. Blocking reads meanwhile; parse_request cancels it.
+        self.connection.settimeout(None)
+        self._deadline = eventlet.Timeout(self.header_timeout)
+        return super()._read_request_line()
+
+    def parse_request(self):
+        """Read the headers within the deadline, then time out body reads (and response writes)."""
+        try:
+            ok = super().parse_request()
+        finally:
+            self._cancel_deadline()
+        if ok:
+            self.connection.settimeout(self.body_timeout)
+        return ok
+
+    def get_environ(self):
+        """eventlet's environ, with body reads guarded and no timeouts once a WebSocket took over."""
+        env = super().get_environ()
+        env["wsgi.input"] = _TimedInput(env["eventlet.input"], self)  # eventlet.input stays raw for eventlet
+        set_idle = env["eventlet.set_idle"]
+
+        def switching_protocols():
+            # eventlet.websocket calls this once its handshake succeeded. From here the socket
+            # speaks WebSocket, whose liveness engine.io owns (a ping every 25 s, dead peers
+            # closed), so no HTTP timeout may apply; a failed handshake keeps them.
+            self.connection.settimeout(None)
+            set_idle()
+
+        env["eventlet.set_idle"] = switching_protocols
+        return env
+
+    def _cancel_deadline(self):
+        # Kept after cancelling: handle_one_request tells its own deadline from other Timeouts.
+        if self._deadline is not None:
+            self._deadline.cancel()

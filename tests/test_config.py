@@ -40,3 +40,31 @@ def test_production_starts_with_both_set():
 def test_unknown_app_env_is_refused():
     with pytest.raises(ConfigError, match="APP_ENV"):
         get_config("staging-ish")
+
+
+def test_production_refuses_the_embedded_database_unless_allowed():
+    with pytest.raises(ConfigError, match="MONGO_URI must be set"):
+        create_app(production(JWT_SECRET_KEY=STRONG_SECRET, ADMIN_PASSWORD="a-real-password", MONGO_URI=None,
+                              ALLOW_EMBEDDED_DB=False))
+
+
+def test_production_runs_no_simulator_or_demo_seed_by_default():
+    config = ProductionConfig()
+    assert config.SIMULATION_ENABLED is False and config.SEED_CITY is False
+    development = get_config("development")
+    assert development.SIMULATION_ENABLED is True and development.SEED_CITY is True
+
+
+def test_a_config_error_at_start_is_one_line_and_exit_2():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = dict(os.environ, APP_ENV="development", ADMIN_PASSWORD="p" * 73, PORT="1", SCHEDULER_ENABLED="false")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "run.py")], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "ADMIN_PASSWORD must be at most 72 bytes" in lines[0], lines

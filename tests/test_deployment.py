@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.test_nginx import start_together, unready_server  # noqa: F401 (a fixture)
+from tests.test_nginx import start_together, without_mongodb
 
 SECRETS = {"JWT_SECRET_KEY": "k" * 48, "ADMIN_PASSWORD": "a-real-admin-password"}
 TLS_FILES = {"TLS_CERT": "/certs/fullchain.pem", "TLS_KEY": "/certs/privkey.pem"}
@@ -159,8 +159,8 @@ def run_probe(argv_or_shell, server):
 
 
 @pytest.mark.live
-def test_probes_pass_when_ready_and_fail_without_mongodb(live_server, unready_server):  # noqa: F811
-    ready, unready = start_together(live_server, unready_server)
+def test_probes_pass_when_ready_and_fail_without_mongodb(live_server):
+    ready, unready = start_together(live_server, lambda: live_server(**without_mongodb()))
     compose_test = compose("docker-compose.yml")["backend"]["healthcheck"]["test"]
     assert compose_test[0] == "CMD"
     for probe in (dockerfile_healthcheck(), compose_test[1:]):

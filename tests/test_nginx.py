@@ -22,7 +22,7 @@ import pytest
 import requests
 import socketio
 
-from tests.conftest import ROOT, LiveServer, bearer, free_port
+from tests.conftest import ROOT, bearer, free_port
 from tests.socket_helpers import Api, RecordingClient
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -35,6 +35,16 @@ def start_together(*starters):
     """Call the server starters at once (each waits ~2 s for its server); their servers in order."""
     with ThreadPoolExecutor(len(starters)) as pool:
         return [future.result() for future in [pool.submit(start) for start in starters]]
+
+
+def assert_live_updates(client, api, sensor_id):
+    """A connected client joins traffic_monitoring and receives a reading posted through `api`."""
+    try:
+        assert client.call("join_room", {"room": "traffic_monitoring"})["ok"]
+        api.traffic(sensor_id)
+        assert client.wait_for("traffic_update", where=lambda p: p["sensor_id"] == sensor_id)
+    finally:
+        client.disconnect()
 
 
 def addr(backend):
@@ -152,39 +162,10 @@ def nginx():
         proxy.stop()
 
 
-class UnreadyServer(LiveServer):
-    """A live server whose MongoDB is unreachable: it serves, and answers 503 where it needs the database."""
-
-    def __init__(self, env):
-        # Nothing listens on a fresh free port, so every connection is refused at once.
-        super().__init__(dict(env, MONGO_URI=f"mongodb://127.0.0.1:{free_port()}/citypulse", MONGO_TIMEOUT_MS="200"))
-
-    def _wait_ready(self, timeout=30):
-        # /api/health needs MongoDB here; any HTTP answer at all means the process serves.
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                requests.get(self.url + "/api/health/live", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.output()}")
-
-
-@pytest.fixture
-def unready_server():
-    servers = []
-
-    def start(**env):
-        server = UnreadyServer({k: str(v) for k, v in env.items()})
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def without_mongodb(**env):
+    """Environment of a live server whose MongoDB is unreachable (nothing listens on a fresh free port):
+    it serves, and answers 503 where it needs the database."""
+    return dict(env, MONGO_URI=f"mongodb://127.0.0.1:{free_port()}/citypulse", MONGO_TIMEOUT_MS="200")
 
 
 @pytest.mark.live
@@ -195,13 +176,8 @@ def test_rest_and_websocket_through_nginx(live_server, nginx):
     missing = requests.get(proxy.url + "/elsewhere", timeout=5)
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     api = Api(server)
-    client = RecordingClient(proxy.url, token=api.token).connect()  # WebSocket only: needs the Upgrade headers
-    try:
-        assert client.call("join_room", {"room": "traffic_monitoring"})["ok"]
-        api.traffic("T-nginx")
-        assert client.wait_for("traffic_update", where=lambda p: p["sensor_id"] == "T-nginx")
-    finally:
-        client.disconnect()
+    client = RecordingClient(proxy.url, token=api.token)
+    assert_live_updates(client.connect(), api, "T-nginx")  # WebSocket only: needs the Upgrade headers
 
 
 @pytest.mark.live
@@ -236,9 +212,9 @@ def test_socketio_long_polling_session_stays_on_its_backend(live_server, nginx):
 
 
 @pytest.mark.live
-def test_only_idempotent_requests_fail_over_from_a_backend_without_mongodb(live_server, unready_server, nginx):
+def test_only_idempotent_requests_fail_over_from_a_backend_without_mongodb(live_server, nginx):
     good, bad = start_together(lambda: live_server(RATELIMIT_ENABLED="false"),
-                               lambda: unready_server(RATELIMIT_ENABLED="false"))
+                               lambda: live_server(**without_mongodb(RATELIMIT_ENABLED="false")))
     proxy = nginx("nginx.conf", [good, bad])
     headers = bearer(good.login()["access_token"])  # both backends share the signing key
     # Which clients hash to the backend without MongoDB: any answer names it, and /api/health/live
@@ -313,10 +289,4 @@ def test_https_rest_and_wss_while_plain_http_redirects(live_server, nginx, certi
     session = requests.Session()
     session.verify = certificate["cert"]  # engine.io passes it on to the WebSocket as its CA
     client.sio.eio.http = session
-    client.connect()  # WebSocket only, over TLS: wss://
-    try:
-        assert client.call("join_room", {"room": "traffic_monitoring"})["ok"]
-        api.traffic("T-wss")
-        assert client.wait_for("traffic_update", where=lambda p: p["sensor_id"] == "T-wss")
-    finally:
-        client.disconnect()
+    assert_live_updates(client.connect(), api, "T-wss")  # WebSocket only, over TLS: wss://

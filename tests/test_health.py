@@ -59,3 +59,15 @@ def test_health_degraded_but_ready_when_redis_is_down(app_factory):
     redis = body["services"]["redis"]
     assert redis["configured"] is True and redis["ok"] is False
     assert redis["outage"]["down"] is True and redis["outage"]["last_error"]
+
+
+def test_public_probes_cost_the_database_at_most_one_ping_a_second(app, client, monkeypatch):
+    from src import db
+
+    pings = []
+    real_ping = db.ping
+    monkeypatch.setattr(db, "ping", lambda app=None: pings.append(1) or real_ping(app))
+    for _ in range(50):
+        assert client.get("/api/health").status_code == 200
+        assert client.get("/api/health/ready").status_code == 200
+    assert len(pings) <= 4, len(pings)  # one each for status and readiness, within the second

@@ -16,16 +16,34 @@ def register_provider(name, func):
     _providers[name] = func
 
 
+# The public answers are unauthenticated and not rate limited, so each is computed at most once
+# a second per process: a flood of probes costs the databases nothing.
+PROBE_CACHE_S = 1.0
+
+
+def _probed(name, compute):
+    app = current_app._get_current_object()
+    cache = app.extensions.setdefault("health_probes", {})
+    now = time.monotonic()
+    cached = cache.get(name)
+    if cached is None or cached[0] <= now:
+        cached = cache[name] = (now + PROBE_CACHE_S, compute(app))
+    return cached[1]
+
+
 def status():
     """healthy or degraded: the public answer, which says nothing about the configuration."""
-    app = current_app._get_current_object()
-    configured, redis_ok = redis_client.ping(app)
-    return "healthy" if db.ping(app)[0] and (not configured or redis_ok) else "degraded"
+
+    def compute(app):
+        configured, redis_ok = redis_client.ping(app)
+        return "healthy" if db.ping(app)[0] and (not configured or redis_ok) else "degraded"
+
+    return _probed("status", compute)
 
 
 def ready():
     """Can this process serve requests? (MongoDB answers; Redis has fallbacks, so it does not count.)"""
-    return db.ping(current_app._get_current_object())[0]
+    return _probed("ready", lambda app: db.ping(app)[0])
 
 
 def report():

@@ -11,6 +11,7 @@ import jwt
 from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
+from src import outages
 from src.db import get_db
 from src.errors import UNAVAILABLE_ERRORS, ApiError
 from src.models import revoked_tokens, users
@@ -264,34 +265,59 @@ def revoke_user_tokens(user_id):
     forget_user(user_id)
 
 
+# A process trusts Redis for revocation checks only once it has synced Redis itself since the
+# last Redis outage it saw: until then a revocation made during the outage (here or in another
+# process) may be missing from Redis, even one that kept its data (AOF). Every process pings
+# Redis every 2 s (services.watchdog), so each sees an outage and syncs after it.
+SYNC_RETRY_S = 1.0
+
+
+def _sync_state(app):
+    return app.extensions.setdefault("revocation_sync", {"outages_seen": None, "next_try": 0.0})
+
+
 def is_revoked(claims):
     """True if the token, its session, or all of its user's older tokens were revoked."""
-    keys = [_key("revoked", claims["jti"]), _key("revoked-user", claims["sub"]),
-            _key("revoked-session", claims.get("sid", "-")), _key("revocations", "loaded")]
-    marks = attempt(lambda client: client.mget(keys))
-    if marks is not UNAVAILABLE and marks[3] is not None:
-        token_mark, user_cutoff, session_mark, _ = marks
-        return (token_mark is not None or session_mark is not None
-                or (user_cutoff is not None and claims["iat"] < float(user_cutoff)))
+    app = current_app._get_current_object()
+    state = _sync_state(app)
+    if get_redis(app) is not None and state["outages_seen"] == outages.redis.outages_total:
+        keys = [_key("revoked", claims["jti"]), _key("revoked-user", claims["sub"]),
+                _key("revoked-session", claims.get("sid", "-")), _key("revocations", "loaded")]
+        marks = attempt(lambda client: client.mget(keys))
+        if marks is not UNAVAILABLE and marks[3] is not None:
+            token_mark, user_cutoff, session_mark, _ = marks
+            return (token_mark is not None or session_mark is not None
+                    or (user_cutoff is not None and claims["iat"] < float(user_cutoff)))
+        if marks is not UNAVAILABLE:  # Redis answered without the marker: emptied behind our back
+            state["outages_seen"] = None
+    elif get_redis(app) is not None and time.monotonic() >= state["next_try"]:
+        state["next_try"] = time.monotonic() + SYNC_RETRY_S
+        sync_revocations(app)  # without waiting for the watchdog; this check still reads MongoDB
     return revoked_tokens.is_revoked(get_db(), claims["jti"], claims["sub"], claims["iat"], claims.get("sid"))
 
 
 def sync_revocations(app):
-    """Copy to Redis what it lacks: everything after a restart, or the entries that missed it."""
+    """Copy to Redis what it lacks (everything after a restart, or the entries that missed it);
+    from then on this process trusts Redis for revocation checks. Returns how many were copied."""
     if get_redis(app) is None:
         return 0
+    seen = outages.redis.outages_total
     with app.app_context():
         db = get_db()
         loaded = attempt(lambda client: client.exists(_key("revocations", "loaded")))
         if loaded is UNAVAILABLE:
             return 0
-        entries = revoked_tokens.unexpired(db) if not loaded else revoked_tokens.pending_redis(db)
-        if entries and not _redis_set_many(entries):
-            return 0
-        revoked_tokens.mark_synced(db, [entry["jti"] for entry in entries])
-        if not loaded:
-            attempt(lambda client: client.set(_key("revocations", "loaded"), "1"))
-        return len(entries)
+        copied = 0
+        for batch in (revoked_tokens.pending_redis(db) if loaded else revoked_tokens.unexpired(db)):
+            if not _redis_set_many(batch):
+                return copied
+            revoked_tokens.mark_synced(db, [entry["jti"] for entry in batch])
+            copied += len(batch)
+        if not loaded and attempt(lambda client: client.set(_key("revocations", "loaded"), "1")) is UNAVAILABLE:
+            return copied
+        if not outages.redis.is_down:
+            _sync_state(app)["outages_seen"] = seen
+        return copied
 
 
 # Request helpers
@@ -318,19 +344,26 @@ def current_user():
     return g.user
 
 
+def authorize(*roles):
+    """Authenticate the request and require one of `roles` (any role if none); return the claims.
+
+    The role is the account's current one, not the one the token was issued with."""
+    claims = authenticate_request()
+    role, active = current_access(claims)
+    if not active:
+        raise AuthError("User no longer exists or is disabled", error="user_inactive")
+    claims = g.token_claims = dict(claims, role=role)
+    if roles and role not in roles:
+        raise AuthError(f"This action requires role: {' or '.join(roles)}", status=403, error="forbidden")
+    return claims
+
+
 def roles_required(*roles):
     """Guard a view: a valid access token, and one of `roles` if any are given."""
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            claims = authenticate_request()
-            # The role is the user's current one, not the one the token was issued with.
-            role, active = current_access(claims)
-            if not active:
-                raise AuthError("User no longer exists or is disabled", error="user_inactive")
-            claims = g.token_claims = dict(claims, role=role)
-            if roles and role not in roles:
-                raise AuthError(f"This action requires role: {' or '.join(roles)}", status=403, error="forbidden")
+            authorize(*roles)
             return view(*args, **kwargs)
         return wrapper
     return decorator

@@ -161,3 +161,34 @@ def test_forwarded_host_is_not_trusted(app_factory):
     app.test_client().get("/api/_host", headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
                                                  "X-Forwarded-For": "203.0.113.9"})
     assert seen == {"host": "localhost", "scheme": "https", "remote": "203.0.113.9"}
+
+
+def test_a_demoted_admin_cannot_register_admins(client, admin_headers, make_user):
+    user, tokens = make_user("admin")
+    headers = bearer(tokens["access_token"])
+    assert client.patch(f"/api/users/{user['id']}", headers=admin_headers, json={"role": "viewer"}).status_code == 200
+    response = client.post("/api/auth/register", headers=headers,
+                           json={"email": "sneaky@example.com", "password": "s3cret-pass", "role": "admin"})
+    assert response.status_code == 403, "the token says admin, the account does not"
+
+
+def test_the_last_active_admin_survives_a_race(client, admin_headers, make_user, monkeypatch):
+    from src.models import users
+
+    other, other_tokens = make_user("admin")
+    me = client.get("/api/auth/profile", headers=admin_headers).get_json()
+    real_update = users.update
+    raced = {}
+
+    def update_racing_the_other_admin(db, user_id, fields):
+        # While we demote `other`, `other` demotes us (a concurrent request in another process).
+        if not raced:
+            raced["done"] = True
+            real_update(db, me["id"], {"role": "viewer"})
+        return real_update(db, user_id, fields)
+
+    monkeypatch.setattr(users, "update", update_racing_the_other_admin)
+    response = client.patch(f"/api/users/{other['id']}", headers=admin_headers, json={"role": "viewer"})
+    assert response.status_code == 409 and "last active admin" in response.get_json()["message"]
+    listed = client.get("/api/users?role=admin", headers=bearer(other_tokens["access_token"])).get_json()
+    assert [u["id"] for u in listed["items"]] == [other["id"]], "one admin is left, never none"

@@ -239,3 +239,26 @@ def test_concurrent_wrong_passwords_leave_the_server_responsive(live_server):
     # On the event loop, bcrypt pushed the median to ~2 s; off it, the loop answers at once.
     assert latencies[len(latencies) // 2] < 0.5, latencies
     assert attempts and set(attempts) == {401}
+
+
+def test_health_probes_never_wait_for_the_bootstrap_retry(app_factory, monkeypatch):
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    import src
+    from src import db
+
+    attempts = []
+
+    def down(*args, **kwargs):
+        attempts.append(1)
+        raise ServerSelectionTimeoutError("down")
+
+    monkeypatch.setattr(db, "ensure_schema", down)
+    monkeypatch.setattr(src, "BOOTSTRAP_RETRY_S", 0)
+    client = app_factory().test_client()
+    assert len(attempts) == 1
+    for path in ("/api/health/live", "/api/health/ready", "/api/health"):
+        client.get(path)
+    assert len(attempts) == 1, "liveness and readiness probes do not retry the bootstrap"
+    client.get("/api/alerts")
+    assert len(attempts) == 2, "other requests still do"

@@ -113,7 +113,7 @@ def closed_by_server(ws, timeout=5):
     return False
 
 
-@pytest.mark.parametrize("garbage", ["42[unterminated", "4Z", "45-[\"x\"]", "42" + "[" * 5000])
+@pytest.mark.parametrize("garbage", ["42[unterminated", "4Z", "49", "42" + "[" * 5000])
 def test_malformed_packets_close_the_connection_without_traceback(server, garbage):
     api = Api(server)
     ws = raw_socket(server, api.token)
@@ -159,3 +159,36 @@ def test_socketio_never_allows_credentials_for_any_origin(server):
     response = requests.get(server.url + "/socket.io/?EIO=4&transport=polling",
                             headers={"Origin": "https://evil.example"}, timeout=5)
     assert response.headers.get("Access-Control-Allow-Credentials") != "true"
+
+
+@pytest.mark.parametrize("frame", ["451-[\"join_room\",{\"_placeholder\":true,\"num\":0}]",
+                                   "45999999999-[\"join_room\",{}]", b"\x00\x01binary"])
+def test_binary_packets_close_the_connection(server, frame):
+    api = Api(server)
+    ws = raw_socket(server, api.token)
+    if isinstance(frame, bytes):
+        ws.send_binary(frame)
+    else:
+        ws.send(frame)
+    assert closed_by_server(ws), "binary packets (unbounded attachments) are refused"
+    assert realtime_health(server, api)["client_faults"].get("binary_packet", 0) >= 1
+
+
+def test_the_sweeper_never_waits_for_a_client_that_stopped_reading():
+    """engine.io's disconnect waits for the send queue to drain; the sweeper must not."""
+    from types import SimpleNamespace
+
+    from src.events import sessions
+
+    closed = []
+
+    class StuckSocket:
+        def close(self, wait=True, abort=False):
+            assert not wait, "waiting here would block the sweeper for ever"
+            closed.append(abort)
+
+    server = SimpleNamespace(eio=SimpleNamespace(sockets={"eio-1": StuckSocket()}),
+                             manager=SimpleNamespace(rooms={}))
+    assert sessions.sweep_handshakes(server, timeout_s=10, now=0.0) == 0
+    assert sessions.sweep_handshakes(server, timeout_s=10, now=11.0) == 1
+    assert closed == [True]

@@ -19,6 +19,7 @@ from src.events import sessions
 # Names registered with handlers.client_event; nothing else reaches a handler by name.
 CLIENT_EVENTS = set()
 UNKNOWN_EVENT = "*"
+BINARY_PACKETS = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
 # Set around each event: did the client ask for an ack?
 event_context = threading.local()
 
@@ -59,15 +60,18 @@ def _guard_packets(server):
     original = server.eio.handlers["message"]
 
     def receive(eio_sid, data):
+        if not isinstance(data, str) or data[:1] in BINARY_PACKETS:
+            # Our events are JSON. A binary packet may announce up to a billion attachments that
+            # python-socketio then buffers without bound, outside any event budget.
+            sessions.record_fault(server.manager.sid_from_eio_sid(eio_sid, "/"), "binary_packet", eio_sid)
+            sessions.close_transport(server, eio_sid)
+            return None
         try:
             return original(eio_sid, data)
         except Exception:  # the library could not decode what the client sent
             sid = server.manager.sid_from_eio_sid(eio_sid, "/")
             sessions.record_fault(sid, "malformed_packet", eio_sid)
-            try:
-                server.eio.disconnect(eio_sid)
-            except Exception:  # already closing
-                pass
+            sessions.close_transport(server, eio_sid)
             return None
 
     server.eio.on("message", receive)

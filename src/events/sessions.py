@@ -120,15 +120,25 @@ def sweep_handshakes(server, timeout_s, now=None):
         if now - first_seen >= timeout_s:
             _pending.pop(eio_sid, None)
             _anonymous_faults.pop(eio_sid, None)
-            try:
-                server.eio.disconnect(eio_sid)
-            except KeyError:  # already gone
-                pass
+            close_transport(server, eio_sid)
             closed += 1
     if closed:
         _totals["handshake_timeouts"] += closed
         log.info("closed %d connection(s) that did not authenticate within %.0f s", closed, timeout_s)
     return closed
+
+
+def close_transport(server, eio_sid):
+    """Close an engine.io connection without waiting for its send queue to drain.
+
+    engine.io's own disconnect waits for the queue; a client that stopped reading never drains
+    it, and the sweeper that called it stopped for good (every later sweep with it)."""
+    socket = server.eio.sockets.get(eio_sid)
+    if socket is not None:
+        try:
+            socket.close(wait=False, abort=True)
+        except Exception:  # already closing: nothing left to do
+            pass
 
 
 def sweep_sessions(server, check_revocation=True):

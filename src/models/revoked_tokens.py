@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 
 from pymongo import ReturnDocument
 
-MAX_SYNC_BATCH = 5000
+from src.models import query
+
+SYNC_BATCH = 1000
 
 
 def put(db, jti, expires_at, pending_redis=False, **fields):
@@ -31,14 +33,26 @@ def is_revoked(db, jti, user_id, issued_at, session_id=None):
 
 
 def unexpired(db, now=None):
-    """Every live entry (to reload an emptied Redis), bounded."""
+    """Every live entry (to reload an emptied Redis), in batches of SYNC_BATCH."""
     now = now or datetime.now(timezone.utc)
-    return list(db.revoked_tokens.find({"expires_at": {"$gt": now}}, {"_id": 0}).limit(MAX_SYNC_BATCH))
+    return _batches(query.in_batches(db.revoked_tokens, {"expires_at": {"$gt": now}}, "expires_at",
+                                       SYNC_BATCH))
 
 
 def pending_redis(db):
-    """Entries written while Redis was unreachable."""
-    return list(db.revoked_tokens.find({"pending_redis": True}, {"_id": 0}).limit(MAX_SYNC_BATCH))
+    """Entries written while Redis was unreachable, in batches of SYNC_BATCH."""
+    return _batches(query.in_batches(db.revoked_tokens, {"pending_redis": True}, "expires_at", SYNC_BATCH))
+
+
+def _batches(documents):
+    batch = []
+    for doc in documents:
+        batch.append({key: value for key, value in doc.items() if key != "_id"})
+        if len(batch) == SYNC_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def mark_synced(db, jtis):

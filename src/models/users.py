@@ -75,3 +75,7 @@ def access_of(db, user_ids):
     """_id, role and active of the given users, in one query."""
     ids = [key for key in (_oid(uid) for uid in user_ids) if key is not None]
     return list(db.users.find({"_id": {"$in": ids}}, {"role": 1, "active": 1}).limit(len(ids)))
+
+
+def count_active_admins(db):
+    return db.users.count_documents({"role": "admin", "active": True})

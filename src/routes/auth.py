@@ -79,9 +79,7 @@ def change_password(body):
 def register(body):
     """Create a user (admin only; or a viewer self-registering when allowed)."""
     if auth.bearer_token() or not current_app.config["ALLOW_SELF_REGISTRATION"]:
-        claims = auth.authenticate_request()
-        if claims["role"] != "admin":
-            raise auth.AuthError("Only admins can register users", status=403, error="forbidden")
+        auth.authorize("admin")
     elif body["role"] != "viewer":
         raise ApiError("Self-registration creates viewers only", status=403, error="forbidden")
     return accounts.register(body)

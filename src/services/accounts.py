@@ -109,6 +109,11 @@ def update_user(admin_claims, user_id, changes):
     if "email" in changes:
         changes["email"] = changes["email"].lower()
     updated = users.update(db, user["_id"], changes) if changes else user
+    if _was_admin(user) and not _was_admin(updated) and users.count_active_admins(db) == 0:
+        # Checked after the change, and undone: two admins demoting each other at once cannot
+        # both pass a check made before (one of them is refused, or both are).
+        users.update(db, user["_id"], {"role": user["role"], "active": user.get("active", True)})
+        raise ApiError("This is the last active admin; make another admin first", status=409, error="conflict")
     if changes.get("active") is False:
         auth.revoke_user_tokens(user["_id"])  # signed out everywhere, sockets included
     elif changes.get("role", user["role"]) != user["role"]:
@@ -116,6 +121,10 @@ def update_user(admin_claims, user_id, changes):
         # the session sweeper reconnects live sockets so they get the new role's rooms.
         auth.forget_user(user["_id"])
     return updated
+
+
+def _was_admin(user):
+    return user["role"] == "admin" and user.get("active", True)
 
 
 def revoke_sessions(user_id):

@@ -115,6 +115,9 @@ def register_request_guards(app):
     @app.before_request
     def retry_bootstrap():
         state = app.extensions["bootstrap"]
+        # Never on a health probe: it waits for MongoDB, and probes have deadlines of their own.
+        if request.path.startswith("/api/health"):
+            return
         if not state["done"] and time.monotonic() - state["attempted"] > BOOTSTRAP_RETRY_S:
             bootstrap_data(app)
 

@@ -55,6 +55,8 @@ def configure_logging(app):
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     # Flask-Limiter logs every refused request at INFO: a client could fill the log at will.
     logging.getLogger("flask-limiter").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # With Redis down it logs a traceback per request: report those as the one Redis outage instead.
+    logging.getLogger("flask-limiter").addFilter(redis_client.limiter_log_filter)
 
 
 def register_extensions(app):
@@ -78,6 +80,7 @@ def register_extensions(app):
         cors_allowed_origins=origins if origins == "*" else [o.strip() for o in origins.split(",")],
         # Any origin may connect with `*`, but never with credentials (tokens go in `auth`, not cookies).
         cors_credentials=origins != "*",
+        max_http_buffer_size=app.config["SOCKET_MAX_MESSAGE_BYTES"],
         logger=False,
         engineio_logger=False,
     )

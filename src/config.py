@@ -98,6 +98,10 @@ class Config:
     # (Flask-Limiter probes Redis again with a backoff and switches back by itself).
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True
+    # Redis answers in well under a millisecond; one that hangs (accepts, never answers) costs a
+    # request at most this long per command, for our client and the rate limiter's storage alike.
+    REDIS_TIMEOUT_S = _float("REDIS_TIMEOUT_S", 0.5)
+    RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S}
 
     SCHEDULER_ENABLED = _bool("SCHEDULER_ENABLED", True)
     # Leader election between processes: the lock expires unless renewed every third of this.
@@ -144,6 +148,9 @@ class Config:
     # Socket.IO
     SOCKET_EVENTS_PER_SECOND = _float("SOCKET_EVENTS_PER_SECOND", 20)
     SOCKET_EVENTS_BURST = _int("SOCKET_EVENTS_BURST", 40)
+    # The largest message a client may send; our events are small JSON objects (engine.io's own
+    # default is 1 MB, and every byte of a WebSocket frame costs CPU to unmask).
+    SOCKET_MAX_MESSAGE_BYTES = _int("SOCKET_MAX_MESSAGE_BYTES", 64 * 1024)
     ALERT_REPLAY_MAX = _int("ALERT_REPLAY_MAX", 500)
     SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "citypulse-socketio")
     # Sockets are checked this often for expired or revoked tokens and changed accounts.

@@ -262,3 +262,20 @@ def test_health_probes_never_wait_for_the_bootstrap_retry(app_factory, monkeypat
     assert len(attempts) == 1, "liveness and readiness probes do not retry the bootstrap"
     client.get("/api/alerts")
     assert len(attempts) == 2, "other requests still do"
+
+
+def test_scheduled_jobs_run_without_tracebacks_while_redis_is_down(app_factory, caplog):
+    from datetime import datetime, timezone
+
+    from src.schedulers import init_scheduler
+
+    app = app_factory(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", SCHEDULER_ENABLED=True)
+    runner = init_scheduler(app)
+    for job_id in ("publish_metrics", "system_update"):
+        runner.specs[job_id].leader_only = False  # no leader without Redis; run the bodies anyway
+        assert runner.run(job_id) == "ok", job_id
+    with app.app_context():
+        from src.services import housekeeping
+
+        assert housekeeping.cluster_metrics(datetime.now(timezone.utc))["processes"] == 1
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]

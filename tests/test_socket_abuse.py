@@ -192,3 +192,13 @@ def test_the_sweeper_never_waits_for_a_client_that_stopped_reading():
     assert sessions.sweep_handshakes(server, timeout_s=10, now=0.0) == 0
     assert sessions.sweep_handshakes(server, timeout_s=10, now=11.0) == 1
     assert closed == [True]
+
+
+def test_oversized_messages_close_the_connection(server):
+    api = Api(server)
+    ws = raw_socket(server, api.token)
+    ws.send('42["join_room",{"room":"' + "x" * 70_000 + '"}]')
+    assert closed_by_server(ws), "past SOCKET_MAX_MESSAGE_BYTES (64 KiB) the connection is closed"
+    small = raw_socket(server, api.token)
+    small.send('421["join_room",{"room":"system"}]')
+    assert any(small.recv().startswith("431") for _ in range(3))

@@ -10,7 +10,7 @@ from src.realtime import broadcast, metrics
 from src.realtime.rooms import READING_MODULES
 from src.extensions import socketio
 from src.models import alerts, job_stats, latest, readings, revoked_tokens, rollups
-from src.redis_client import get_redis
+from src.redis_client import UNAVAILABLE, attempt
 from src.services.ingest import open_alert_index
 from src.services.latest import get_cache
 
@@ -82,10 +82,10 @@ def process_id():
 def publish_process_metrics(now):
     """Store this process's realtime snapshot where the leader can add it up (Redis, else memory)."""
     snapshot = metrics.snapshot(socketio)
-    client = get_redis()
-    if client is not None:
-        # One hash for all processes: reading it is one HGETALL, not a scan of the keyspace.
-        client.hset(metrics_key(), process_id(), json.dumps(dict(snapshot, published_at=now.timestamp())))
+    # One hash for all processes: reading it is one HGETALL, not a scan of the keyspace. With Redis
+    # down the leader's system_update covers only its own process until Redis returns.
+    attempt(lambda client: client.hset(metrics_key(), process_id(),
+                                       json.dumps(dict(snapshot, published_at=now.timestamp()))))
     current_app.extensions["process_metrics"] = snapshot
     return {"connected_clients": snapshot["connected_clients"]}
 
@@ -96,15 +96,15 @@ def metrics_key():
 
 def cluster_metrics(now=None):
     """Realtime metrics summed over every live process (entries older than 3 intervals are dropped)."""
-    client = get_redis()
     snapshots = []
-    if client is not None:
+    published = attempt(lambda client: client.hgetall(metrics_key()))
+    if published is not UNAVAILABLE:
         now_ts = (now or datetime.now(timezone.utc)).timestamp()
         max_age = 3 * current_app.config["SYSTEM_UPDATE_INTERVAL_S"]
-        for process, raw in client.hgetall(metrics_key()).items():
+        for process, raw in published.items():
             snapshot = json.loads(raw)
             if now_ts - snapshot.get("published_at", 0) > max_age:
-                client.hdel(metrics_key(), process)  # that process has stopped
+                attempt(lambda client: client.hdel(metrics_key(), process))  # that process has stopped
             else:
                 snapshots.append(snapshot)
     if not snapshots:

@@ -18,7 +18,7 @@ from src.db import get_db
 from src.errors import UNAVAILABLE_ERRORS, ApiError
 from src.models import tasks as task_model
 from src.models.rollups import RangeTooLarge
-from src.redis_client import get_redis, report_failure
+from src.redis_client import get_blocking_redis, report_failure, skipping
 from src.services import task_types
 from src.services.tasks import announce, requeue_expired, wake_key
 
@@ -138,7 +138,10 @@ class TaskWorker:
 
     def run_forever(self, stop):
         """Loop until `stop` is set: run tasks, sleep (or wait for a Redis wake-up) when idle."""
-        client = get_redis(self.app)
+        block_s = max(1, int(self.poll_s))
+        # BLPOP waits up to block_s for an answer: the shared client's short read timeout would cut
+        # every idle wait short as an outage, so the wait has a client (and connection) of its own.
+        client = get_blocking_redis(self.app, block_s)
         key = wake_key(self.app)
         while not stop.is_set():
             try:
@@ -148,9 +151,9 @@ class TaskWorker:
                 outages.mongodb.failed(exc)
             except Exception:
                 log.exception("worker %s loop error", self.worker_id)
-            if client is not None and not outages.redis.is_down:
+            if client is not None and not skipping():  # during an outage: poll; probes see the recovery
                 try:
-                    client.blpop([key], timeout=max(1, int(self.poll_s)))
+                    client.blpop([key], timeout=block_s)
                     outages.redis.recovered()
                     continue
                 except Exception as exc:  # Redis gone: poll MongoDB until it is back

@@ -12,6 +12,8 @@ import time
 import pytest
 import requests
 import socketio
+import websocket
+from websocket import ABNF
 
 from tests.conftest import ROOT, free_port
 from tests.socket_helpers import Api, RecordingClient
@@ -240,6 +242,239 @@ def test_port_in_use_prints_one_line_and_exits_nonzero(mode):
     assert len(named) == 1, output
     assert str(port) in named[0] and "HOST" in named[0], named
     assert "listening" not in output and "on http://" not in output, output
+
+
+# 4. Hostile WebSockets (http_server.patch_websocket)
+
+def eventlet_apply_mask():
+    """eventlet's own _apply_mask, even once patch_websocket replaced it in this process."""
+    from eventlet.websocket import RFC6455WebSocket
+
+    originals = vars(RFC6455WebSocket).get("_citypulse_originals")
+    return originals["_apply_mask"] if originals else RFC6455WebSocket._apply_mask
+
+
+def test_apply_mask_matches_eventlets_byte_by_byte_version():
+    """The fast unmasking must give exactly eventlet's results for every call shape eventlet makes:
+    _recv_frame passes each received chunk (bytes) with length=len(chunk) and offset = bytes of
+    the frame already received, so any offset; _pack_message passes a list mask and no offset."""
+    pytest.importorskip("eventlet")
+    import random
+
+    from src.http_server import apply_mask
+
+    original = eventlet_apply_mask()
+    rng = random.Random(1234)
+    for size in list(range(0, 18)) + [255, 1021, 4099]:
+        data = rng.randbytes(size)
+        mask = rng.randbytes(4)
+        # Every length 0..size for small chunks (every mask phase at the end), a few for big ones.
+        lengths = [None, *range(size + 1)] if size < 18 else [None, 0, size, *rng.sample(range(size), 3)]
+        for offset in range(0, 8):
+            for length in lengths:
+                expected = original(data, tuple(mask), length, offset)
+                for view in (data, bytearray(data), memoryview(data)):
+                    for key in (tuple(mask), list(mask), mask):
+                        got = apply_mask(view, key, length=length, offset=offset)
+                        assert type(got) is bytes and got == expected, (size, offset, length, type(view), key)
+        with pytest.raises(IndexError):  # asking for more bytes than there are fails in both
+            original(data, tuple(mask), size + 1)
+        with pytest.raises(IndexError):
+            apply_mask(data, tuple(mask), size + 1)
+    big = rng.randbytes(1 << 20)
+    assert apply_mask(big, (1, 2, 3, 4), offset=3) == original(big, (1, 2, 3, 4), offset=3)
+
+
+def green_websocket(eventlet, max_frame_length):
+    """(client socket, server-side RFC6455WebSocket) over loopback, green sockets, no monkey-patching."""
+    from eventlet.websocket import RFC6455WebSocket
+
+    listener = eventlet.listen(("127.0.0.1", 0))
+    client = eventlet.connect(listener.getsockname())
+    server_side, _ = listener.accept()
+    listener.close()
+    return client, RFC6455WebSocket(server_side, {}, version=13, max_frame_length=max_frame_length)
+
+
+def test_patched_websocket_reads_frames_correctly_and_yields_between_them():
+    eventlet = pytest.importorskip("eventlet")
+    from eventlet.websocket import RFC6455WebSocket
+
+    from src import http_server
+
+    http_server.patch_websocket()
+    patched = RFC6455WebSocket._recv_frame
+    http_server.patch_websocket()  # idempotent: a second call must not wrap the wrapper
+    assert RFC6455WebSocket._recv_frame is patched
+    assert RFC6455WebSocket._apply_mask is http_server.apply_mask
+
+    client, ws = green_websocket(eventlet, max_frame_length=1 << 20)
+    try:
+        text, blob = "héllo wörld " * 7000, os.urandom(300_000)
+        frames = [ABNF.create_frame(text, ABNF.OPCODE_TEXT), ABNF.create_frame(blob, ABNF.OPCODE_BINARY),
+                  ABNF(fin=0, opcode=ABNF.OPCODE_TEXT, data="part one, "),
+                  ABNF.create_frame("", ABNF.OPCODE_PING),  # a control frame inside a fragmented message
+                  ABNF(fin=1, opcode=ABNF.OPCODE_CONT, data="part two")]
+        # Sent by another greenlet (big frames arrive in several chunks, at several mask offsets).
+        sender = eventlet.spawn(client.sendall, b"".join(frame.format() for frame in frames))
+        with eventlet.Timeout(10):
+            assert ws.wait() == text
+            assert ws.wait() == blob
+            assert ws.wait() == "part one, part two"
+            sender.wait()
+
+        # 200 small frames already waiting in the socket buffer: recv never blocks, so without
+        # the yield in _recv_frame this loop would read them all before any other greenlet ran.
+        count = 200
+        client.sendall(b"".join(ABNF.create_frame(f"m{i}", ABNF.OPCODE_TEXT).format() for i in range(count)))
+        eventlet.sleep(0.05)  # let them all arrive
+        ticks = []
+        ticker = eventlet.spawn(lambda: [ticks.append(eventlet.sleep(0)) for _ in range(count * 2)])
+        with eventlet.Timeout(10):
+            assert [ws.wait() for _ in range(count)] == [f"m{i}" for i in range(count)]
+        ticker.kill()
+        assert len(ticks) >= count // 2, f"another greenlet ran {len(ticks)} times during {count} frames"
+    finally:
+        client.close()
+        ws.socket.close()
+
+
+def test_endless_fragments_fail_the_connection_at_the_message_limit():
+    """Each frame is capped by eventlet, a fragmented message was not: memory grew without end."""
+    eventlet = pytest.importorskip("eventlet")
+    from src import http_server
+
+    http_server.patch_websocket()
+    for first, more, count in [("x" * 1000, "y" * 1000, 100),  # 100 kB past the 64 kB limit
+                               ("x", "", http_server.WEBSOCKET_MAX_FRAGMENTS + 10)]:  # empty fragments
+        client, ws = green_websocket(eventlet, max_frame_length=64 * 1024)
+        try:
+            data = ABNF(fin=0, opcode=ABNF.OPCODE_TEXT, data=first).format() + b"".join(
+                ABNF(fin=0, opcode=ABNF.OPCODE_CONT, data=more).format() for _ in range(count))
+            sender = eventlet.spawn(client.sendall, data)
+            with eventlet.Timeout(10):
+                assert ws.wait() is None  # the connection failed instead of buffering on
+                reply = client.recv(64)
+            assert reply[:1] == b"\x88" and reply[2:4] == (1009).to_bytes(2, "big"), reply  # close, too big
+            sender.kill()
+        finally:
+            client.close()
+            ws.socket.close()
+
+    client, ws = green_websocket(eventlet, max_frame_length=64 * 1024)
+    try:  # within the limits a fragmented message still arrives whole
+        parts = [ABNF(fin=0, opcode=ABNF.OPCODE_BINARY, data=b"a" * 30_000)] + \
+                [ABNF(fin=0, opcode=ABNF.OPCODE_CONT, data=b"b" * 10) for _ in range(100)] + \
+                [ABNF(fin=1, opcode=ABNF.OPCODE_CONT, data=b"c" * 30_000)]
+        client.sendall(b"".join(part.format() for part in parts))
+        with eventlet.Timeout(10):
+            assert ws.wait() == b"a" * 30_000 + b"b" * 1000 + b"c" * 30_000
+    finally:
+        client.close()
+        ws.socket.close()
+
+
+def test_a_websocket_the_server_closed_reads_no_further_frames():
+    """engine.io closes a socket by sending the Close frame (ws.close()), but eventlet's request
+    reader keeps the descriptor open, and while frames kept arriving they were read for ever."""
+    eventlet = pytest.importorskip("eventlet")
+    from src import http_server
+
+    http_server.patch_websocket()
+    client, ws = green_websocket(eventlet, max_frame_length=64 * 1024)
+    try:
+        client.sendall(b"".join(ABNF.create_frame(f"m{i}", ABNF.OPCODE_TEXT).format() for i in range(5)))
+        with eventlet.Timeout(10):
+            assert ws.wait() == "m0"
+            ws._send_closing_frame(ignore_send_errors=True)  # what ws.close() does first
+            assert ws.wait() is None  # m1..m4 are waiting, but the connection is over
+    finally:
+        client.close()
+        ws.socket.close()
+
+
+def test_pre_rfc6455_websocket_drafts_are_refused():
+    """hixie-75/76 buffer an unterminated message without limit, rescanning it on every read."""
+    pytest.importorskip("eventlet")
+    from eventlet.websocket import WebSocketWSGI
+
+    from src import http_server
+
+    http_server.patch_websocket()
+    handled = []
+    app = WebSocketWSGI(handled.append)
+    statuses = []
+    for extra in ({}, {"HTTP_SEC_WEBSOCKET_KEY1": "1 2", "HTTP_SEC_WEBSOCKET_KEY2": "3 4"}):
+        environ = dict(extra, HTTP_CONNECTION="Upgrade", HTTP_UPGRADE="WebSocket", HTTP_ORIGIN="http://x",
+                       HTTP_HOST="127.0.0.1", PATH_INFO="/socket.io/")
+        app(environ, lambda status, headers: statuses.append(status))
+    assert statuses == ["400 Bad Request"] * 2 and handled == []
+
+
+@pytest.mark.live
+def test_one_flooding_websocket_does_not_freeze_the_server(live_server):
+    """One unauthenticated WebSocket sending 60 kB frames non-stop used to hold the event loop:
+    /api/health/live answered only when the flood ended (tens of seconds; ~5 s here)."""
+    flood_s, frame = 5.0, '42["x","' + "a" * 60_000 + '"]'  # under the 64 kB message limit
+    # A CONNECT deadline past the flood: the flooder never authenticates and must not be cut early.
+    server = live_server(RATELIMIT_ENABLED="false", SOCKET_CONNECT_TIMEOUT_S=60)
+    ws = websocket.create_connection(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
+                                     timeout=15)
+    assert ws.recv().startswith("0")  # engine.io OPEN; no socket.io CONNECT, so unauthenticated
+    sent = {"frames": 0, "error": None}
+
+    def flood():
+        began = time.monotonic()
+        try:
+            while time.monotonic() - began < flood_s and sent["frames"] < 1_000_000:
+                ws.send(frame)
+                sent["frames"] += 1
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            sent["error"] = repr(exc)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    latencies = []
+    try:
+        while flooder.is_alive() and len(latencies) < 500:  # bounded by the flood's duration too
+            began = time.monotonic()
+            assert requests.get(server.url + "/api/health/live", timeout=flood_s + 10).status_code == 200
+            latencies.append(time.monotonic() - began)
+            time.sleep(0.05)
+    finally:
+        flooder.join(flood_s + 15)
+        ws.close()
+    # The server read the flood to its end (no send failed) and it was one: thousands of frames
+    # with the fix, still ~180 in 5 s without it.
+    assert sent["error"] is None and sent["frames"] >= 20, sent
+    latencies.sort()
+    median, p90 = latencies[len(latencies) // 2], latencies[len(latencies) * 9 // 10]
+    # Generous: with the fix the median is ~10 ms and p90 ~20 ms; without it one answer took the
+    # whole flood, and with the fast unmasking alone (no yield) p90 was over 1 s.
+    assert len(latencies) >= 5 and median < 0.5 and p90 < 1.0, \
+        f"/api/health/live during the flood: {len(latencies)} answers, median {median:.2f} s, " \
+        f"p90 {p90:.2f} s, max {latencies[-1]:.2f} s"
+    assert_quiet(server)
+
+
+@pytest.mark.live
+def test_a_flooding_websocket_is_still_cut_at_the_connect_deadline(live_server):
+    """The handshake sweeper closed the flooder of the test above every sweep, to no effect: it
+    flooded on for as long as it liked. Now the close ends it."""
+    server = live_server(RATELIMIT_ENABLED="false", SOCKET_CONNECT_TIMEOUT_S=1, SESSION_SWEEP_S=0.3)
+    ws = websocket.create_connection(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
+                                     timeout=5)
+    assert ws.recv().startswith("0")
+    frame, began, frames = '42["x","' + "a" * 60_000 + '"]', time.monotonic(), 0
+    try:
+        with pytest.raises((websocket.WebSocketException, OSError)):
+            while time.monotonic() - began < 8 and frames < 1_000_000:
+                ws.send(frame)
+                frames += 1
+    finally:
+        ws.close()
+    assert time.monotonic() - began < 5, f"still flooding after {time.monotonic() - began:.1f} s ({frames} frames)"
+    assert_quiet(server)
 
 
 # stats()

@@ -4,11 +4,17 @@
 default. Every variable is documented, with its default, in README.md.
 """
 import os
+import re
 import secrets
+
+from marshmallow import ValidationError
+from marshmallow.validate import Email
 
 DEFAULT_JWT_SECRET = "dev-insecure-jwt-secret-change-me"
 DEFAULT_ADMIN_EMAIL = "admin@smartcity.com"
 DEFAULT_ADMIN_PASSWORD = "admin123"
+# The registration rule (src/schemas/auth.py), which the users collection's validator also enforces.
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 
 
 class ConfigError(RuntimeError):
@@ -198,6 +204,13 @@ class Config:
         problems = []
         if len((self.ADMIN_PASSWORD or "").encode("utf-8")) > 72:
             problems.append("ADMIN_PASSWORD must be at most 72 bytes (bcrypt's limit)")
+        # A default admin the users validator refuses would make bootstrap retry for ever.
+        if not re.fullmatch(USERNAME_PATTERN, self.ADMIN_USERNAME or ""):
+            problems.append("ADMIN_USERNAME must be 3-32 letters, digits, '_', '.' or '-'")
+        try:  # the login schema's own check, so the admin can always sign in with it
+            Email()(self.ADMIN_EMAIL or "")
+        except ValidationError:
+            problems.append("ADMIN_EMAIL must be an email address")
         return problems
 
 

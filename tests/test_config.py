@@ -68,3 +68,27 @@ def test_a_config_error_at_start_is_one_line_and_exit_2():
     assert result.returncode == 2
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and "ADMIN_PASSWORD must be at most 72 bytes" in lines[0], lines
+
+
+@pytest.mark.parametrize("username", ["ab", "a" * 33, "has space", "ünïcode"])
+def test_an_admin_username_the_users_validator_would_refuse_stops_start_up(username):
+    from tests.conftest import make_config
+
+    with pytest.raises(ConfigError, match="ADMIN_USERNAME"):
+        create_app(make_config(ADMIN_USERNAME=username))
+
+
+@pytest.mark.parametrize("email", ["admin", "admin@", "@smartcity.com", "ad min@smartcity.com"])
+def test_an_admin_email_that_is_not_one_stops_start_up(email):
+    from tests.conftest import make_config
+
+    with pytest.raises(ConfigError, match="ADMIN_EMAIL"):
+        create_app(make_config(ADMIN_EMAIL=email))
+
+
+def test_the_admin_username_rule_is_the_registration_rule():
+    from src import config
+    from src.schemas import auth
+
+    assert config.USERNAME_PATTERN == auth.USERNAME.regex.pattern
+    assert not get_config("testing").problems()  # the defaults pass

@@ -216,3 +216,18 @@ def test_tls_overlay_mounts_the_certificate_where_nginx_tls_conf_reads_it():
     assert "443:443" in services["nginx"]["ports"] and "80:80" in services["nginx"]["ports"]
     with pytest.raises(ValueError, match="TLS_CERT"):
         compose("docker-compose.yml", "docker-compose.tls.yml")
+
+
+# --- one database name ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [None, "city_two"])
+def test_mongo_init_and_the_server_use_the_same_database(name):
+    env = dict(SECRETS, **({"MONGO_DB_NAME": name} if name else {}))
+    services = compose("docker-compose.yml", env=env)
+    expected = name or "citypulse"
+    # The server (src/config.py) and mongo-init.js (inside the mongo container) both read MONGO_DB_NAME.
+    for service in ("backend", "worker", "mongo"):
+        assert services[service]["environment"]["MONGO_DB_NAME"] == expected, service
+    assert services["mongo"]["environment"].get("MONGO_INITDB_DATABASE", expected) == expected
+    script = read("mongo-init.js")
+    assert re.search(r"const dbName = process\.env\.MONGO_DB_NAME\b", script)

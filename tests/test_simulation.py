@@ -220,3 +220,52 @@ def test_a_decommissioned_sensor_is_closed_and_forgotten(app, client, admin_head
         assert get_db().latest.count_documents({"sensor_id": "T-GONE"}) == 0
     sensors = client.get("/api/dashboard/real-time-data", headers=admin_headers).get_json()["data"]["traffic"]
     assert sensors == []
+
+
+def test_seeding_survives_a_competing_process(sim_app, monkeypatch):
+    """Another process inserts a bin between our read of the existing ids and our insert."""
+    from src.models import bins
+
+    db = get_db()
+    db.bins.delete_many({})
+    first = simulation.get_simulator().bins[0]
+    real_existing_ids = bins.existing_ids
+
+    def stale_read(database, bin_ids):
+        found = real_existing_ids(database, bin_ids)
+        bins.create(database, {"bin_id": first["bin_id"], "capacity_liters": first["capacity_liters"],
+                               "district": first["district"], "waste_type": first["waste_type"]})
+        return found
+
+    monkeypatch.setattr(bins, "existing_ids", stale_read)
+    simulation.ensure_registered(sim_app)
+    ids = [b["bin_id"] for b in simulation.get_simulator().bins]
+    assert sorted(d["bin_id"] for d in db.bins.find({})) == sorted(ids)
+
+
+def test_concurrent_seeding_leaves_one_document_per_id(sim_app):
+    import threading
+
+    from src.services import seed
+
+    db = get_db()
+    for name in ("bins", "grids", "units"):
+        getattr(db, name).delete_many({})
+    errors, start = [], threading.Barrier(4)
+
+    def seed_once():
+        start.wait()
+        try:
+            seed.seed_city(sim_app)
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=seed_once) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for name, key in (("bins", "bin_id"), ("grids", "grid_id"), ("units", "unit_id")):
+        ids = [d[key] for d in getattr(db, name).find({})]
+        assert ids and len(ids) == len(set(ids)), name

@@ -2,6 +2,9 @@
 from datetime import datetime, timezone
 
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from src.models.query import page
 
 WASTE_TYPES = ("general", "recycling", "organic", "glass", "paper", "plastic", "hazardous")
 
@@ -13,6 +16,17 @@ def create(db, doc):
     doc.setdefault("status", "ok")
     db.bins.insert_one(doc)
     return doc
+
+
+def insert_if_missing(db, doc):
+    """Register a bin unless its bin_id exists; True if this call inserted it. Safe when processes race."""
+    now = datetime.now(timezone.utc)
+    doc = {"fill_level_pct": 0.0, "status": "ok", **doc, "created_at": now, "updated_at": now}
+    try:
+        result = db.bins.update_one({"bin_id": doc["bin_id"]}, {"$setOnInsert": doc}, upsert=True)
+    except DuplicateKeyError:
+        return False  # another process inserted it between our match and our insert
+    return result.upserted_id is not None
 
 
 def get(db, bin_id):
@@ -52,10 +66,7 @@ def list_page(db, district=None, waste_type=None, min_fill=None, limit=50, offse
         query["waste_type"] = waste_type
     if min_fill is not None:
         query["fill_level_pct"] = {"$gte": min_fill}
-    field = sort.lstrip("-+")
-    direction = -1 if sort.startswith("-") else 1
-    items = list(db.bins.find(query).sort([(field, direction), ("bin_id", 1)]).skip(offset).limit(limit))
-    return {"items": items, "total": db.bins.count_documents(query)}
+    return page(db.bins, query, sort, limit, offset, tiebreak="bin_id")
 
 
 def above_threshold(db, threshold, district=None, limit=1000):

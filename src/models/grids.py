@@ -3,6 +3,8 @@ from datetime import datetime, timezone
 
 from pymongo.errors import DuplicateKeyError
 
+from src.models.query import page
+
 LAST_FIELDS = ("load_mw", "capacity_mw", "solar_mw", "wind_mw", "hydro_mw", "frequency_hz", "voltage_kv",
                "utilization_pct", "renewable_pct")
 
@@ -45,10 +47,7 @@ def record_reading(db, reading):
 
 def list_page(db, district=None, limit=50, offset=0, sort="grid_id"):
     query = {"district": district} if district else {}
-    field = sort.lstrip("-+")
-    direction = -1 if sort.startswith("-") else 1
-    items = list(db.grids.find(query).sort([(field, direction), ("grid_id", 1)]).skip(offset).limit(limit))
-    return {"items": items, "total": db.grids.count_documents(query)}
+    return page(db.grids, query, sort, limit, offset, tiebreak="grid_id")
 
 
 def count(db):

@@ -45,11 +45,17 @@ def within(query, field, start=None, end=None):
     return query
 
 
-def page(collection, query, sort, limit, offset, projection=None):
-    """{items, total} for one page; `sort` is `field` or `-field`, ties broken by _id."""
+def sort_spec(sort, tiebreak="_id"):
+    """[(field, direction), (tiebreak, direction)] for `field` or `-field`, never repeating a key."""
     field = sort.lstrip("-+")
     direction = -1 if sort.startswith("-") else 1
-    order = [(field, direction)] + ([("_id", direction)] if field != "_id" else [])
+    # pymongo sends the list as a document, where a repeated key keeps only its last direction.
+    return [(field, direction)] + ([(tiebreak, direction)] if tiebreak != field else [])
+
+
+def page(collection, query, sort, limit, offset, projection=None, tiebreak="_id"):
+    """{items, total} for one page; `sort` is `field` or `-field`, ties broken by `tiebreak` (unique)."""
+    order = sort_spec(sort, tiebreak)
     items = list(collection.find(query, projection).sort(order).skip(offset).limit(limit))
     return {"items": items, "total": collection.count_documents(query)}
 
@@ -60,9 +66,11 @@ def in_batches(collection, criteria, field, batch, projection=None):
     last = None
     while True:
         page_criteria = dict(criteria)
-        if last is not None:
+        if last is not None and field == "_id":
+            page_criteria["_id"] = {"$gt": last[1]}
+        elif last is not None:
             page_criteria["$or"] = [{field: {"$gt": last[0]}}, {field: last[0], "_id": {"$gt": last[1]}}]
-        page = list(collection.find(page_criteria, projection).sort([(field, 1), ("_id", 1)]).limit(batch))
+        page = list(collection.find(page_criteria, projection).sort(sort_spec(field)).limit(batch))
         yield from page
         if len(page) < batch:
             return

@@ -1,5 +1,6 @@
 """The `units` collection: ambulances, fire engines and police cars with their live status."""
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from src.models import query
 
@@ -21,8 +22,11 @@ def count(db):
 def insert_if_missing(db, unit):
     """Insert `unit` unless its unit_id exists; True if inserted. Safe when processes race."""
     now = _now()
-    result = db.units.update_one({"unit_id": unit["unit_id"]},
-                                 {"$setOnInsert": dict(unit, created_at=now, updated_at=now)}, upsert=True)
+    try:
+        result = db.units.update_one({"unit_id": unit["unit_id"]},
+                                     {"$setOnInsert": dict(unit, created_at=now, updated_at=now)}, upsert=True)
+    except DuplicateKeyError:
+        return False  # two upserts can both miss the match; the unique index lets only one insert
     return result.upserted_id is not None
 
 
@@ -43,11 +47,7 @@ def count_by_status(db):
 
 
 def list_page(db, kind=None, status=None, district=None, limit=50, offset=0, sort="unit_id"):
-    query = _filter(kind, status, district)
-    field = sort.lstrip("-+")
-    direction = -1 if sort.startswith("-") else 1
-    items = list(db.units.find(query).sort([(field, direction), ("unit_id", 1)]).skip(offset).limit(limit))
-    return {"items": items, "total": db.units.count_documents(query)}
+    return query.page(db.units, _filter(kind, status, district), sort, limit, offset, tiebreak="unit_id")
 
 
 def available(db, kind=None, limit=MAX_UNITS):

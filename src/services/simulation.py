@@ -258,11 +258,11 @@ def ensure_registered(app):
     db = get_db(app)
     known = bins.existing_ids(db, [b["bin_id"] for b in simulator.bins])
     for entity in simulator.bins:
-        if entity["bin_id"] not in known:
-            bins.create(db, {"bin_id": entity["bin_id"], "capacity_liters": entity["capacity_liters"],
-                             "district": entity["district"], "waste_type": entity["waste_type"],
-                             "location": city.geo_point(entity["location"]), "fill_level_pct": 0.0,
-                             "source": SOURCE})
+        if entity["bin_id"] not in known:  # an upsert: another process may register it since our read
+            bins.insert_if_missing(db, {"bin_id": entity["bin_id"], "capacity_liters": entity["capacity_liters"],
+                                        "district": entity["district"], "waste_type": entity["waste_type"],
+                                        "location": city.geo_point(entity["location"]), "fill_level_pct": 0.0,
+                                        "source": SOURCE})
     app.extensions["simulation_registered"] = True
 
 

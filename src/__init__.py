@@ -14,6 +14,7 @@ from src.realtime.seam import make_client_manager
 from src.services import ingest, latest, seed
 from src.config import get_config
 from src.errors import ApiError, register_error_handlers
+from src.schemas.common import ErrorSchema
 from src.extensions import api, limiter, socketio
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ def register_extensions(app):
     ingest.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     limiter.init_app(app)
+    # Every documented error response (422, 401, DEFAULT_ERROR, ...) is our {error, message, errors},
+    # not flask-smorest's {code, status, message, errors}; init_app reads this when it builds the spec.
+    api.ERROR_SCHEMA = ErrorSchema
     api.init_app(app)
     origins = app.config["CORS_ALLOWED_ORIGINS"]
     socketio.init_app(
@@ -97,7 +101,7 @@ def register_blueprints(app):
 
 def register_socket_handlers(app):
     """The Socket.IO event handlers (registered once on the shared SocketIO object)."""
-    from src.events import guard, handlers, sessions  # importing registers the handlers
+    from src.events import guard, handlers, sessions  # noqa: F401 (importing handlers registers them)
     from src.realtime import metrics
     from src.services import health
 

@@ -1,6 +1,7 @@
 """Shared fixtures: an app per test, authenticated clients, a real Redis, live servers."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -143,6 +144,55 @@ def redis_url():
     proc.terminate()
     proc.wait(5)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+class RedisProcess:
+    """A redis-server of the test's own, to kill and bring back on the same port (empty, like a restart)."""
+
+    def __init__(self):
+        self.binary = shutil.which("redis-server")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = tempfile.mkdtemp(prefix="citypulse-redis-outage-")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return self
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(5)
+
+    def keys(self, pattern):
+        import redis
+
+        return redis.Redis.from_url(self.url).keys(pattern)
+
+
+@pytest.fixture
+def redis_process():
+    if shutil.which("redis-server") is None:
+        if REDIS_REQUIRED:
+            pytest.fail("redis-server is required in CI")
+        pytest.skip("redis-server not installed")
+    process = RedisProcess().start()
+    yield process
+    if process.proc.poll() is None:
+        os.kill(process.proc.pid, signal.SIGCONT)  # a stopped (hung) server must not outlive the test
+        process.kill()
+    shutil.rmtree(process.dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,67 +1,16 @@
 """Dependencies failing under a live server: Redis killed under load, MongoDB unreachable at start,
 MongoDB that accepts and never answers. Service degrades, says so once, and recovers by itself."""
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 import requests
 
-from tests.conftest import REDIS_REQUIRED, bearer, free_port
+from tests.conftest import bearer, free_port
 from tests.fake_mongo import SilentMongo
 from tests.socket_helpers import Api, RecordingClient
 
 pytestmark = pytest.mark.live
-
-
-class RedisProcess:
-    """A redis-server of the test's own, to kill and bring back on the same port (empty, like a restart)."""
-
-    def __init__(self):
-        self.binary = shutil.which("redis-server")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tempfile.mkdtemp(prefix="citypulse-redis-outage-")
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import redis
-
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                redis.Redis.from_url(self.url).ping()
-                return self
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait(5)
-
-    def keys(self, pattern):
-        import redis
-
-        return redis.Redis.from_url(self.url).keys(pattern)
-
-
-@pytest.fixture
-def redis_process():
-    if shutil.which("redis-server") is None:
-        if REDIS_REQUIRED:
-            pytest.fail("redis-server is required in CI")
-        pytest.skip("redis-server not installed")
-    process = RedisProcess().start()
-    yield process
-    if process.proc.poll() is None:
-        process.kill()
-    shutil.rmtree(process.dir, ignore_errors=True)
 
 
 class Load:

@@ -7,7 +7,6 @@ report healthy again once Redis answers.
 """
 import concurrent.futures
 import os
-import shutil
 import signal
 import threading
 import time
@@ -15,28 +14,13 @@ import time
 import pytest
 import requests
 
-from tests.conftest import REDIS_REQUIRED, bearer
-from tests.test_outages import RedisProcess
+from tests.conftest import bearer
 
 pytestmark = pytest.mark.live
 
 HANG_S = 6.0  # several skip windows, watchdog rounds and rate-limiter backend checks
 MAX_LATENCY_S = 2.0  # a request during the hang (it was 12 s); healthy requests take milliseconds
 PATHS = ("/api/auth/profile", "/api/alerts?limit=5", "/api/health/live")
-
-
-@pytest.fixture
-def hung_redis():
-    if shutil.which("redis-server") is None:
-        if REDIS_REQUIRED:
-            pytest.fail("redis-server is required in CI")
-        pytest.skip("redis-server not installed")
-    process = RedisProcess().start()
-    yield process
-    if process.proc.poll() is None:
-        os.kill(process.proc.pid, signal.SIGCONT)  # a stopped process must not outlive the test
-        process.kill()
-    shutil.rmtree(process.dir, ignore_errors=True)
 
 
 class Probes:
@@ -77,8 +61,8 @@ def timed_get(url, headers):
     return started, url, status, time.monotonic() - started
 
 
-def test_hung_redis_costs_requests_little_and_logs_one_outage(live_server, hung_redis):
-    server = live_server(REDIS_URL=hung_redis.url, RATELIMIT_ENABLED="true", RATELIMIT_DEFAULT="100000 per minute",
+def test_hung_redis_costs_requests_little_and_logs_one_outage(live_server, redis_process):
+    server = live_server(REDIS_URL=redis_process.url, RATELIMIT_ENABLED="true", RATELIMIT_DEFAULT="100000 per minute",
                          LOG_LEVEL="INFO")
     token = server.login()["access_token"]
     headers = bearer(token)
@@ -88,7 +72,7 @@ def test_hung_redis_costs_requests_little_and_logs_one_outage(live_server, hung_
 
     with Probes(server, token) as probes:
         time.sleep(0.5)
-        os.kill(hung_redis.proc.pid, signal.SIGSTOP)
+        os.kill(redis_process.proc.pid, signal.SIGSTOP)
         hung_at = time.monotonic()
         try:
             # A burst right after the hang: every request finds Redis silent at once.
@@ -97,7 +81,7 @@ def test_hung_redis_costs_requests_little_and_logs_one_outage(live_server, hung_
             time.sleep(max(0.0, HANG_S - (time.monotonic() - hung_at)))
             during = requests.get(server.url + "/api/health", timeout=30).json()
         finally:
-            os.kill(hung_redis.proc.pid, signal.SIGCONT)
+            os.kill(redis_process.proc.pid, signal.SIGCONT)
         resumed_at = time.monotonic()
         deadline = time.monotonic() + 10
         health = None

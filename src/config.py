@@ -182,6 +182,8 @@ class Config:
             }
         },
         "security": [{"bearerAuth": []}],
+        # Paths already start with /api: the server is the origin the spec is served from.
+        "servers": [{"url": "/", "description": "This server"}],
     }
 
     def validate(self):

@@ -52,3 +52,58 @@ def test_ingest_body_accepts_one_or_a_list(client):
 def test_swagger_ui_is_served(client):
     response = client.get("/api/docs")
     assert response.status_code == 200 and b"swagger" in response.data.lower()
+
+
+OPERATION_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def operations(spec):
+    return [(f"{m.upper()} {p}", op) for p, item in spec["paths"].items() for m, op in item.items()
+            if m in ("get", "post", "put", "patch", "delete")]
+
+
+def test_error_component_is_the_shape_the_server_returns(client):
+    """{error, message, errors?}, as src/errors.py builds it; not flask-smorest's {code, status, ...}."""
+    spec = client.get("/api/openapi.json").get_json()
+    error = spec["components"]["schemas"]["Error"]
+    assert set(error["properties"]) == {"error", "message", "errors"}
+    assert sorted(error["required"]) == ["error", "message"]
+    assert not [name for name in spec["components"]["schemas"] if re.fullmatch(r"Error\d+", name)]
+
+
+def test_documented_error_responses_use_our_error_schema(client):
+    spec = client.get("/api/openapi.json").get_json()
+    responses = spec["components"]["responses"]
+    for name in ("UNPROCESSABLE_ENTITY", "DEFAULT_ERROR"):
+        assert responses[name]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    login = spec["paths"]["/api/auth/login"]["post"]["responses"]
+    assert login["422"] == {"$ref": "#/components/responses/UNPROCESSABLE_ENTITY"}
+
+
+def test_a_real_error_matches_the_documented_schema(client):
+    """The documented required fields are what a 422 actually carries."""
+    spec = client.get("/api/openapi.json").get_json()
+    body = client.post("/api/auth/login", json={}).get_json()
+    assert set(spec["components"]["schemas"]["Error"]["required"]) <= set(body)
+    assert set(body) <= set(spec["components"]["schemas"]["Error"]["properties"])
+
+
+def test_every_operation_has_a_readable_unique_operation_id(client):
+    spec = client.get("/api/openapi.json").get_json()
+    ids = {name: op.get("operationId") for name, op in operations(spec)}
+    assert [name for name, op_id in ids.items() if not op_id or not OPERATION_ID.match(op_id)] == []
+    assert len(set(ids.values())) == len(ids)
+    assert ids["POST /api/auth/login"] == "auth_login"
+    assert ids["GET /api/users"] == "users_list_users"
+    assert ids["POST /api/alerts/rules"] == "alerts_post_rules"  # a MethodView: method and class
+
+
+def test_spec_declares_a_server(client):
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["servers"] and spec["servers"][0]["url"] == "/"
+
+
+def test_spec_is_valid_openapi(client):
+    from openapi_spec_validator import validate
+
+    validate(client.get("/api/openapi.json").get_json())

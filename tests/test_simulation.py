@@ -269,3 +269,53 @@ def test_concurrent_seeding_leaves_one_document_per_id(sim_app):
     for name, key in (("bins", "bin_id"), ("grids", "grid_id"), ("units", "unit_id")):
         ids = [d[key] for d in getattr(db, name).find({})]
         assert ids and len(ids) == len(set(ids)), name
+
+
+def test_a_bin_collected_by_an_operator_stays_collected(sim_app):
+    """A collection the simulator did not make: its next reading continues from the collected level."""
+    from tests.conftest import bearer, login
+
+    client = sim_app.test_client()
+    headers = bearer(login(client)["access_token"])
+    simulator = simulation.get_simulator()
+    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    simulators.simulate_waste(start)
+    bin_id = max(simulator.fill, key=simulator.fill.get)  # the fullest bin, as an operator would pick
+    before = get_db().bins.find_one({"bin_id": bin_id})["fill_level_pct"]
+    assert before > 20
+    created = client.post("/api/waste/collections", headers=headers, json={"bin_ids": [bin_id]})
+    assert created.status_code == 201, created.get_json()
+    done = client.patch(f"/api/waste/collections/{created.get_json()['id']}", headers=headers,
+                        json={"status": "completed"})
+    assert done.status_code == 200, done.get_json()
+    assert get_db().bins.find_one({"bin_id": bin_id})["fill_level_pct"] == 0.0
+    simulators.simulate_waste(datetime.now(timezone.utc) + timedelta(seconds=8))
+    after = get_db().bins.find_one({"bin_id": bin_id})["fill_level_pct"]
+    assert after < 2, f"{bin_id} read {after} after being collected from {before}"
+    assert simulator.fill[bin_id] < 2
+
+
+def test_the_first_emergency_incident_comes_within_a_minute(app_factory):
+    """Emergency ticks every 20 s: within 3 ticks of start the simulated city has an incident, for any seed."""
+    for seed in (7, 42, 1234):
+        app = app_factory(SIMULATION_SEED=seed)
+        with app.app_context():
+            simulators.prepare(app)
+            start = datetime.now(timezone.utc)
+            for tick in range(3):  # 0 s, 20 s, 40 s
+                simulators.simulate_emergency(start + timedelta(seconds=20 * tick))
+            assert get_db().emergency_incidents.count_documents({"source": "simulator"}) >= 1, seed
+
+
+def test_the_early_incident_keeps_a_seed_deterministic(app_factory):
+    def run():
+        app = app_factory(SIMULATION_SEED=42)
+        with app.app_context():
+            simulators.prepare(app)
+            start = datetime.now(timezone.utc).replace(microsecond=0)
+            for tick in range(3):
+                simulators.simulate_emergency(start + timedelta(seconds=20 * tick))
+            return [(d["type"], d["severity"], d["district"])
+                    for d in get_db().emergency_incidents.find({}).sort("_id", 1)]
+
+    assert run() == run()

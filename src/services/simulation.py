@@ -1,7 +1,9 @@
 """A believable city, one tick at a time. Readings go through the normal ingest pipeline.
 
 `CitySimulator` keeps the state that must persist between ticks (bin levels, wind, episodes,
-incidents) and a seeded RNG, so a seed and a clock reproduce a run. The `tick_*` functions
+incidents) and a seeded RNG, so a seed and a clock reproduce a run. A bin's stored level is the one
+owner of its fill: before each waste tick the simulator adopts any level it did not write itself
+(an operator's collection, a real sensor's report, a restart), so it never undoes a collection. The `tick_*` functions
 are what the scheduler's jobs call: they build readings and hand them to `ingest`.
 """
 import logging
@@ -30,6 +32,8 @@ class CitySimulator:
         self.grids = city.grids(config["SIM_GRIDS"], self.seed)
         self.hours_to_fill = config["SIM_BIN_HOURS_TO_FILL"]
         self.fill = {b["bin_id"]: self.rng.uniform(5, 60) for b in self.bins}
+        self.reported = {}  # bin_id -> the level this simulator last wrote (as stored, rounded)
+        self.emergency_started = False  # the first emergency tick raises an incident: life within a minute
         self.hot_bins = {}
         self.wind_ms = self.rng.uniform(3, 9)
         self.cloud = self.rng.uniform(0, 0.6)
@@ -124,6 +128,28 @@ class CitySimulator:
 
     # waste
 
+    def adopt_levels(self, stored):
+        """Continue from the stored levels (`{bin_id: bin doc}`) wherever someone else changed them.
+
+        A stored level that differs from what this simulator last wrote was set by someone else (a
+        collection through the API, a real level report, another process before a restart); a bin that
+        never reported keeps the simulator's own starting level. Returns the bin ids adopted.
+        """
+        adopted = []
+        for bin_id, doc in stored.items():
+            level = doc.get("fill_level_pct")
+            if bin_id not in self.fill or level is None:
+                continue
+            if bin_id in self.reported:
+                changed = level != self.reported[bin_id]
+            else:
+                changed = doc.get("last_reading_at") is not None or doc.get("last_emptied_at") is not None
+            if changed:
+                self.fill[bin_id] = min(100.0, max(0.0, float(level)))
+                self.reported[bin_id] = level
+                adopted.append(bin_id)
+        return adopted
+
     def waste_readings(self, now):
         hours = self.hours_since("waste", now)
         local = self.local(now)
@@ -139,8 +165,9 @@ class CitySimulator:
             rate = city_models.bin_fill_rate_pct_per_hour(local, factor, entity["waste_type"], self.hours_to_fill)
             self.fill[entity["bin_id"]] = min(100.0, self.fill[entity["bin_id"]] + rate * hours * self.rng.uniform(0.7, 1.3))
             hot = entity["bin_id"] in self.hot_bins
+            level = self.reported[entity["bin_id"]] = round(self.fill[entity["bin_id"]], 1)
             readings.append({"bin_id": entity["bin_id"], "timestamp": now,
-                             "fill_level_pct": round(self.fill[entity["bin_id"]], 1),
+                             "fill_level_pct": level,
                              "temperature_c": round(self.rng.uniform(62, 80) if hot else
                                                     city_models.temperature_c(local) + self.rng.uniform(0, 4), 1),
                              "battery_pct": round(max(5.0, 100 - (int(entity["bin_id"][-3:]) % 40)), 1)})
@@ -156,9 +183,10 @@ class CitySimulator:
         return due
 
     def emptied(self, bin_ids):
+        """Bins this simulator collected: the waste service stored them at 0, and so do we."""
         for bin_id in bin_ids:
             if bin_id in self.fill:
-                self.fill[bin_id] = self.rng.uniform(0, 3)
+                self.fill[bin_id] = self.reported[bin_id] = 0.0
 
     # energy
 
@@ -226,10 +254,22 @@ def tick_waste(now):
     simulator = get_simulator()
     if not current_app.extensions.get("simulation_registered"):  # MongoDB was down at start-up
         ensure_registered(current_app._get_current_object())
+    _adopt_stored_levels(simulator)
     stored = ingest("waste", simulator.waste_readings(now), source=SOURCE)
     for district in simulator.districts_due_for_collection():
         simulator.emptied(_collect(district))
     return len(stored)
+
+
+def _adopt_stored_levels(simulator):
+    """Pick up levels the simulator did not write (an operator's collection, say) before the next reading."""
+    from src.db import get_db
+    from src.models import bins
+
+    adopted = simulator.adopt_levels(bins.find_many(get_db(), list(simulator.fill)))
+    if adopted:
+        log.debug("simulator adopted stored levels of %d bins", len(adopted))
+    return adopted
 
 
 def _collect(district):
@@ -272,7 +312,8 @@ def tick_emergency(now):
     from src.services import emergency
 
     simulator = get_simulator()
-    if simulator.rng.random() < 0.08:
+    # The first tick after start always raises one, so the module shows life within a minute of start.
+    if simulator.rng.random() < 0.08 or not simulator.emergency_started:
         district = simulator.rng.choice(city.DISTRICT_NAMES)
         location = city.offset(city.district_center(district), simulator.rng.uniform(-0.5, 0.5),
                                simulator.rng.uniform(-0.5, 0.5))
@@ -281,6 +322,7 @@ def tick_emergency(now):
             {"type": kind, "severity": simulator.rng.choice(("medium", "high", "high", "critical")),
              "location": city.geo_point(location), "district": district,
              "description": f"Simulated {kind} in {district}"}, source=SOURCE)
+        simulator.emergency_started = True
         try:
             emergency.dispatch_nearest(str(incident["_id"]), user=None)
         except ApiError:  # every suitable unit is busy; the incident waits, as it would in the city

@@ -194,12 +194,67 @@ def ensure_schema(db, raw_retention_hours):
                 log.warning("could not update the validator of %s (%s); keeping the existing one", name,
                             exc.code)
         for index in spec.get("indexes", []):
-            model = _index_model(index, ttl_seconds, embedded)
             try:
-                db[name].create_indexes([model])
-            except OperationFailure as exc:
-                # An index whose options changed (e.g. a new retention) is rebuilt.
-                if exc.code not in (85, 86) and "different options" not in str(exc):
-                    raise
-                db[name].drop_index(index["name"])
-                db[name].create_indexes([model])
+                reconcile_index(db[name], index, ttl_seconds, embedded)
+            except Exception as exc:  # one index never aborts the bootstrap (the admin comes after)
+                log.error("index %s.%s not reconciled (%s: %s); continuing", name, index["name"],
+                          getattr(exc, "code", None) or exc.__class__.__name__, exc)
+
+
+# Index options that make two indexes on the same keys differ (MongoDB compares these).
+_COMPARED_OPTIONS = ("unique", "sparse", "expireAfterSeconds")
+
+
+def _normalized_keys(keys):
+    """[(field, direction)] with numeric directions as ints, whatever the server returned."""
+    return [(field, int(direction) if isinstance(direction, (int, float)) else direction)
+            for field, direction in (keys.items() if hasattr(keys, "items") else keys)]
+
+
+def _options(info):
+    return {option: info[option] for option in _COMPARED_OPTIONS
+            if option in info and info[option] not in (None, False)}
+
+
+def reconcile_index(collection, index, ttl_seconds, embedded=False):
+    """Make `collection` carry the declared index, sending only what is needed.
+
+    MongoDB refuses an index with the same keys under another name (85, IndexOptionsConflict),
+    the same name with other keys (86, IndexKeySpecsConflict) or other options (85). So compare
+    with index_information() first: a TTL change is a collMod; anything else that truly differs
+    is dropped by its EXISTING name and created again. Returns what was done, for logs and tests.
+    """
+    model = _index_model(index, ttl_seconds, embedded)
+    document = model.document
+    name = document["name"]
+    keys = _normalized_keys(document["key"])
+    wanted = _options(document)
+    existing = collection.index_information()
+
+    current = existing.get(name)
+    if current is not None and _normalized_keys(current["key"]) == keys:
+        have = _options(current)
+        if have == wanted:
+            return "unchanged"
+        if ({k: v for k, v in have.items() if k != "expireAfterSeconds"}
+                == {k: v for k, v in wanted.items() if k != "expireAfterSeconds"}
+                and "expireAfterSeconds" in have and "expireAfterSeconds" in wanted):
+            # A new retention: change the TTL in place, no rebuild, no window without the index.
+            collection.database.command("collMod", collection.name,
+                                        index={"name": name, "expireAfterSeconds": wanted["expireAfterSeconds"]})
+            log.info("index %s.%s: expireAfterSeconds %s -> %s", collection.name, name,
+                     have["expireAfterSeconds"], wanted["expireAfterSeconds"])
+            return "collMod"
+
+    # Everything in the way: the same name with other keys or options, the same keys under another name.
+    conflicting = [other for other, info in existing.items()
+                   if other != "_id_" and (other == name or _normalized_keys(info["key"]) == keys)]
+    for other in conflicting:
+        log.warning("index %s.%s differs from the declared %s; rebuilding it", collection.name, other, name)
+        try:
+            collection.drop_index(other)
+        except OperationFailure as exc:
+            if exc.code != 27:  # IndexNotFound: another process dropped it first
+                raise
+    collection.create_indexes([model])
+    return "rebuilt" if conflicting else "created"

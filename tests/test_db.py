@@ -185,3 +185,173 @@ def test_page_and_keyset_sort_specs_never_repeat_id():
     recorder = SortRecorder([{"_id": ObjectId()}])
     assert len(list(query.in_batches(recorder, {}, "_id", 5))) == 1
     assert_sends(recorder.specs[0], "_id", 1)
+
+
+class FakeMongoCollection:
+    """Records what ensure_schema sends and answers as MongoDB 7 does (codes 85, 86, 27)."""
+
+    def __init__(self, database, name):
+        self.database, self.name = database, name
+        self.indexes = {"_id_": {"key": [("_id", 1)], "v": 2}}
+        self.fail_on = {}  # index name -> OperationFailure to raise on create
+
+    def index_information(self):
+        return {name: dict(info, key=list(info["key"])) for name, info in self.indexes.items()}
+
+    def create_indexes(self, models):
+        from pymongo.errors import OperationFailure
+
+        for model in models:
+            doc = dict(model.document)
+            name, keys = doc.pop("name"), list(doc.pop("key").items())
+            self.database.calls.append(("create_indexes", self.name, name))
+            if name in self.fail_on:
+                raise self.fail_on[name]
+            for other, info in self.indexes.items():
+                same_keys = info["key"] == keys
+                options = {k: v for k, v in info.items() if k not in ("key", "v")}
+                if other == name and not same_keys:
+                    raise OperationFailure(f"An existing index has the same name as the requested index. "
+                                           f"Requested index: {name}, existing index: {other}", 86)
+                if other == name and options != doc:
+                    raise OperationFailure("An existing index has the same name as the requested index. "
+                                           "When index names are not specified, they are auto generated "
+                                           "and can cause conflicts", 85)
+                if same_keys and other != name:
+                    raise OperationFailure(f"Index already exists with a different name: {other}", 85)
+            self.indexes[name] = dict(doc, key=keys, v=2)
+
+    def drop_index(self, name):
+        from pymongo.errors import OperationFailure
+
+        self.database.calls.append(("drop_index", self.name, name))
+        if name not in self.indexes:
+            raise OperationFailure(f"index not found with name [{name}]", 27)
+        del self.indexes[name]
+
+
+class FakeMongoDatabase:
+    """A database whose collections are FakeMongoCollection; `calls` is everything sent."""
+
+    class client:  # not the embedded engine, so TTL indexes get their expiry
+        pass
+
+    def __init__(self):
+        self.calls, self.collections = [], {}
+        self.client = FakeMongoDatabase.client()
+
+    def __getitem__(self, name):
+        return self.collections.setdefault(name, FakeMongoCollection(self, name))
+
+    def list_collection_names(self):
+        return list(self.collections)
+
+    def create_collection(self, name, **options):
+        self.calls.append(("create_collection", name))
+        return self[name]
+
+    def command(self, command, name, **fields):
+        self.calls.append((command, name, fields))
+        if command == "collMod" and "index" in fields:
+            self[name].indexes[fields["index"]["name"]]["expireAfterSeconds"] = fields["index"]["expireAfterSeconds"]
+        return {"ok": 1}
+
+    def index_calls(self):
+        return [call for call in self.calls if call[0] in ("create_indexes", "drop_index")
+                or (call[0] == "collMod" and "index" in call[2])]
+
+
+def declared_names():
+    return {name: {index["name"] for index in spec.get("indexes", [])}
+            for name, spec in storage.load_collection_specs()["collections"].items()}
+
+
+@pytest.fixture
+def bootstrapped():
+    database = FakeMongoDatabase()
+    storage.ensure_schema(database, 24)
+    for name, names in declared_names().items():
+        assert names <= set(database[name].indexes), name
+    database.calls.clear()
+    return database
+
+
+def test_ensure_schema_sends_nothing_when_indexes_match(bootstrapped):
+    storage.ensure_schema(bootstrapped, 24)
+    assert bootstrapped.index_calls() == []
+
+
+def test_a_retention_change_is_a_collmod_not_a_rebuild(bootstrapped):
+    storage.ensure_schema(bootstrapped, 12)
+    assert bootstrapped.index_calls() == [
+        ("collMod", "readings", {"index": {"name": "timestamp_ttl", "expireAfterSeconds": 12 * 3600}})]
+    assert bootstrapped["readings"].indexes["timestamp_ttl"]["expireAfterSeconds"] == 12 * 3600
+
+
+def test_same_keys_under_another_name_drops_the_existing_name(bootstrapped):
+    """MongoDB answers 85 here; dropping the declared (new) name would fail with 27."""
+    readings = bootstrapped["readings"]
+    readings.indexes["module_1_timestamp_-1"] = readings.indexes.pop("module_timestamp")
+    storage.ensure_schema(bootstrapped, 24)
+    assert bootstrapped.index_calls() == [("drop_index", "readings", "module_1_timestamp_-1"),
+                                          ("create_indexes", "readings", "module_timestamp")]
+    assert "module_timestamp" in readings.indexes and "module_1_timestamp_-1" not in readings.indexes
+
+
+def test_same_name_with_other_keys_is_rebuilt(bootstrapped):
+    """MongoDB answers 86 here."""
+    alerts = bootstrapped["alerts"]
+    alerts.indexes["module_created"]["key"] = [("module", 1)]
+    storage.ensure_schema(bootstrapped, 24)
+    assert bootstrapped.index_calls() == [("drop_index", "alerts", "module_created"),
+                                          ("create_indexes", "alerts", "module_created")]
+    assert alerts.indexes["module_created"]["key"] == [("module", 1), ("created_at", -1), ("_id", -1)]
+
+
+def test_same_name_with_other_options_is_rebuilt(bootstrapped):
+    users = bootstrapped["users"]
+    del users.indexes["email_unique"]["unique"]
+    storage.ensure_schema(bootstrapped, 24)
+    assert bootstrapped.index_calls() == [("drop_index", "users", "email_unique"),
+                                          ("create_indexes", "users", "email_unique")]
+    assert users.indexes["email_unique"]["unique"] is True
+
+
+def test_the_old_index_sequence_would_have_failed():
+    """What ensure_schema used to send for a renamed index: MongoDB refuses both steps."""
+    from pymongo.errors import OperationFailure
+
+    database = FakeMongoDatabase()
+    readings = database["readings"]
+    readings.indexes["module_1_timestamp_-1"] = {"key": [("module", 1), ("timestamp", -1)], "v": 2}
+    model = storage._index_model({"name": "module_timestamp", "keys": [["module", 1], ["timestamp", -1]]}, 3600)
+    with pytest.raises(OperationFailure) as first:
+        readings.create_indexes([model])
+    assert first.value.code == 85
+    with pytest.raises(OperationFailure) as second:
+        readings.drop_index("module_timestamp")
+    assert second.value.code == 27
+
+
+def test_one_failing_index_never_aborts_the_bootstrap(caplog):
+    from pymongo.errors import OperationFailure
+
+    database = FakeMongoDatabase()
+    database["readings"].fail_on["module_timestamp"] = OperationFailure("not authorized", 13)
+    with caplog.at_level("ERROR", logger="src.db"):
+        storage.ensure_schema(database, 24)
+    for name, names in declared_names().items():
+        expected = names - {"module_timestamp"} if name == "readings" else names
+        assert expected <= set(database[name].indexes), name
+    lines = [record.getMessage() for record in caplog.records if "not reconciled" in record.getMessage()]
+    assert len(lines) == 1 and "readings.module_timestamp" in lines[0]
+
+
+def test_embedded_engine_reconciles_a_renamed_index():
+    database = storage.make_client(None, 1000)["engine_reconcile"]
+    storage.ensure_schema(database, 24)
+    database.readings.drop_index("module_timestamp")
+    database.readings.create_index([("module", 1), ("timestamp", -1), ("_id", -1)], name="legacy_name")
+    storage.ensure_schema(database, 24)
+    present = database.readings.index_information()
+    assert "module_timestamp" in present and "legacy_name" not in present

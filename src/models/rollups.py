@@ -156,7 +156,7 @@ def hourly(db, module, sensor_id=None, district=None, start=None, end=None, limi
     """Hourly bucket documents in time order; RangeTooLarge rather than a silently cut list."""
     limit = limit or MAX_BUCKETS
     docs = list(db.readings_hourly.find(_query(module, sensor_id, district, start, end))
-                .sort([("hour", 1), ("sensor_id", 1)]).limit(limit + 1))
+                .sort([("hour", 1), ("_id", 1)]).limit(limit + 1))
     if len(docs) > limit:
         raise RangeTooLarge(f"more than {limit} hourly buckets; narrow the range or filter by sensor or district")
     return docs
@@ -232,7 +232,8 @@ def series_page(db, module, resolution, sensor_id=None, district=None, start=Non
     if resolution == "hour":
         criteria = _query(module, sensor_id, district, start, end)
         direction = -1 if descending else 1
-        buckets = list(db.readings_hourly.find(criteria).sort([("hour", direction), ("sensor_id", 1)])
+        # A bucket _id is "module|sensor_id|hour", so _id orders a module's buckets of one hour by sensor.
+        buckets = list(db.readings_hourly.find(criteria).sort([("hour", direction), ("_id", direction)])
                        .skip(offset).limit(limit))
         items = [{"period_start": b["hour"], "resolution": "hour", "count": b["count"], "metrics": merge(module, [b]),
                   "sensor_id": b["sensor_id"], "district": b.get("district")} for b in buckets]

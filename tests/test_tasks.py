@@ -50,17 +50,56 @@ def test_submit_returns_202_and_the_task_reads_back(client, admin_headers, statu
 
 
 @pytest.mark.parametrize("body,field", [
-    ({"taskType": "mine_bitcoin"}, "taskType"),
+    ({"taskType": "mine_bitcoin"}, "task_type"),
+    ({"task_type": "mine_bitcoin"}, "task_type"),
     ({"taskType": "data_export", "data": {"module": "traffic", "from": "2026-11-01T00:00:00Z"}}, "data"),
     ({"taskType": "data_export", "data": {"module": "x", "from": "a", "to": "b"}}, "data"),
     (dict(REPORT, priority=11), "priority"),
     (dict(REPORT, priority=0), "priority"),
-    ({"data": {}}, "taskType"),
+    ({"data": {}}, "task_type"),
+    ({"task_type": "report_generation", "taskType": "data_export", "data": REPORT["data"]}, "taskType"),
 ])
 def test_bad_submissions_get_422_and_nothing_is_queued(app, client, admin_headers, body, field):
     response = client.post("/api/tasks/submit", headers=admin_headers, json=body)
     assert response.status_code == 422 and field in response.get_json()["errors"]
     assert get_db(app).tasks.count_documents({}) == 0
+
+
+def test_snake_case_task_type_is_accepted_and_task_id_returned(client, admin_headers, statuses):
+    """Issue 10 #15: `task_type` in, `task_id` and `task_type` out; the camelCase names stay as aliases."""
+    body = client.post("/api/tasks/submit", headers=admin_headers,
+                       json={"task_type": "report_generation", "data": REPORT["data"]}).get_json()
+    assert body["status"] == "queued" and len(body["task_id"]) == 24 and body["taskId"] == body["task_id"]
+    task = client.get(f"/api/tasks/{body['task_id']}", headers=admin_headers).get_json()
+    assert task["task_type"] == task["taskType"] == "report_generation"
+    assert task["task_id"] == task["id"] == body["task_id"]
+    assert statuses[0][1]["task_type"] == statuses[0][1]["taskType"] == "report_generation"
+    same = client.post("/api/tasks/submit", headers=admin_headers,
+                       json={"task_type": "report_generation", "taskType": "report_generation", "data": REPORT["data"]})
+    assert same.status_code == 202
+
+
+def test_task_list_filters_by_task_type_and_by_its_deprecated_alias(client, admin_headers, register_type):
+    register_type("noop", lambda task, data, progress: {})
+    submit(client, admin_headers)
+    submit(client, admin_headers, {"task_type": "noop", "data": {}})
+    for name in ("task_type", "taskType"):
+        page = client.get(f"/api/tasks?{name}=noop", headers=admin_headers).get_json()
+        assert page["total"] == 1 and page["items"][0]["task_type"] == "noop", name
+    both = client.get("/api/tasks?task_type=noop&taskType=report_generation", headers=admin_headers)
+    assert both.status_code == 422 and "taskType" in both.get_json()["errors"]
+
+
+def test_openapi_marks_the_camel_case_task_names_deprecated(client):
+    spec = client.get("/api/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    assert schemas["Submit"]["properties"]["taskType"]["deprecated"] is True
+    assert "task_type" in schemas["Submit"]["required"] and "taskType" not in schemas["Submit"].get("required", [])
+    assert schemas["Submitted"]["properties"]["taskId"]["deprecated"] is True
+    assert "task_id" in schemas["Submitted"]["properties"]
+    assert schemas["Task"]["properties"]["taskType"]["deprecated"] is True
+    params = {p["name"]: p for p in spec["paths"]["/api/tasks"]["get"]["parameters"]}
+    assert params["taskType"].get("deprecated") is True and not params["task_type"].get("deprecated")
 
 
 def test_priority_order(app, client, admin_headers):

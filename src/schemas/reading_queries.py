@@ -1,11 +1,12 @@
 """Query args and response schemas for reading history, built per module from the input schemas."""
 import functools
 
-from marshmallow import Schema, fields, validate
+from flask import has_request_context, request
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from src.schemas.common import UTCDateTime
 from src.schemas.pagination import TimeRangeArgs, sort_validator
-from src.schemas.readings import READING_SCHEMAS, SENSOR_ID
+from src.schemas.readings import ID_FIELDS, READING_SCHEMAS, SENSOR_ID
 
 DERIVED = {
     "environment": {"aqi": fields.Integer(), "aqi_category": fields.String(), "dominant_pollutant": fields.String()},
@@ -15,12 +16,27 @@ DERIVED = {
 
 
 class ReadingArgs(TimeRangeArgs):
-    sensor_id = fields.String(validate=SENSOR_ID)
+    sensor_id = fields.String(validate=SENSOR_ID, metadata={
+        "description": "the sensor, bin or grid id; `bin_id` (waste) and `grid_id` (energy) are accepted too"})
     district = fields.String(validate=validate.Length(max=64))
     source = fields.String(validate=validate.OneOf(("api", "simulator")))
     sort = fields.String(load_default="-timestamp", validate=sort_validator(("timestamp", "sensor_id")))
     resolution = fields.String(load_default="raw", validate=validate.OneOf(("raw", "hour", "day")),
                                metadata={"description": "raw readings, or hourly/daily aggregates from rollups"})
+
+    @pre_load
+    def module_id_alias(self, data, **kwargs):
+        """Waste readings are a bin's and energy readings a grid's, so `bin_id` / `grid_id` are what users
+        write; they mean `sensor_id` on that module's /data (and are unknown parameters elsewhere)."""
+        alias = ID_FIELDS.get(request.blueprint) if has_request_context() else None
+        if alias in (None, "sensor_id") or alias not in data:
+            return data
+        data = {key: data[key] for key in data}
+        value = data.pop(alias)
+        if "sensor_id" in data and data["sensor_id"] != value:
+            raise ValidationError(f"Give sensor_id or {alias}, not both.", alias)
+        data["sensor_id"] = value
+        return data
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,5 +1,7 @@
 """Schemas for /api/tasks and the data each task type takes."""
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from collections.abc import Mapping
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from src.realtime.rooms import READING_MODULES
 from src.schemas.common import ObjectIdString, UTCDateTime, unique_items
@@ -45,20 +47,48 @@ class ExportData(RangeData):
     sensor_id = fields.String(validate=validate.Length(max=64))
 
 
+DEPRECATED_ALIAS = "Deprecated camelCase alias of `{}`; the API's names are snake_case."
+
+
+def take_alias(data, name, alias):
+    """Move a deprecated camelCase key to its snake_case name (422 if both are given and differ)."""
+    if not isinstance(data, Mapping) or alias not in data:
+        return data
+    data = {key: data[key] for key in data}
+    value = data.pop(alias)
+    if name in data and data[name] != value:
+        raise ValidationError(f"Give {name} or its deprecated alias {alias}, not both.", alias)
+    data[name] = value
+    return data
+
+
 class SubmitSchema(Schema):
-    taskType = fields.String(required=True, attribute="task_type", validate=validate.Length(max=64))
+    task_type = fields.String(required=True, validate=validate.Length(max=64))
     data = fields.Dict(load_default=dict)
     priority = fields.Integer(load_default=5, validate=validate.Range(min=1, max=10))
 
+    # Documented and accepted; moved to `task_type` before loading, so it never reaches the view.
+    taskType = fields.String(load_only=True, attribute="_taskType_alias", metadata={
+        "deprecated": True, "description": DEPRECATED_ALIAS.format("task_type")})
+
+    @pre_load
+    def deprecated_names(self, data, **kwargs):
+        return take_alias(data, "task_type", "taskType")
+
 
 class SubmittedSchema(Schema):
-    taskId = ObjectIdString(attribute="_id")
+    task_id = ObjectIdString(attribute="_id")
+    taskId = ObjectIdString(attribute="_id", dump_only=True, metadata={
+        "deprecated": True, "description": DEPRECATED_ALIAS.format("task_id")})
     status = fields.String()
 
 
 class TaskSchema(Schema):
     id = ObjectIdString(attribute="_id")
-    taskType = fields.String(attribute="task_type")
+    task_id = ObjectIdString(attribute="_id", dump_only=True, metadata={"description": "the same as `id`"})
+    task_type = fields.String()
+    taskType = fields.String(attribute="task_type", dump_only=True, metadata={"deprecated": True,
+                                                              "description": DEPRECATED_ALIAS.format("task_type")})
     status = fields.String(validate=validate.OneOf(TASK_STATUSES))
     priority = fields.Integer()
     progress = fields.Integer()
@@ -79,9 +109,15 @@ class TaskSchema(Schema):
 
 class TaskArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(TASK_STATUSES))
-    taskType = fields.String(attribute="task_type")
+    task_type = fields.String(validate=validate.Length(max=64))
+    taskType = fields.String(load_only=True, attribute="_taskType_alias", metadata={
+        "deprecated": True, "description": DEPRECATED_ALIAS.format("task_type")})
     owner = fields.String(validate=validate.Length(max=64), metadata={"description": "admins only"})
     sort = fields.String(load_default="-created_at", validate=sort_validator(("created_at", "priority", "status")))
+
+    @pre_load
+    def deprecated_names(self, data, **kwargs):
+        return take_alias(data, "task_type", "taskType")
 
 
 class TaskSummarySchema(TaskSchema):

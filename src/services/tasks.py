@@ -13,7 +13,9 @@ from src.services import task_types
 
 def status_payload(task, **extra):
     """What `task_status` carries."""
-    payload = {"id": task["_id"], "taskType": task["task_type"], "status": task["status"],
+    # `taskType` is the deprecated camelCase alias of `task_type`; both are sent.
+    payload = {"id": task["_id"], "task_id": task["_id"], "task_type": task["task_type"],
+               "taskType": task["task_type"], "status": task["status"],
                "progress": task.get("progress", 0), "priority": task["priority"], "attempts": task.get("attempts", 0),
                "message": task.get("message"), "error": task.get("error"), "updated_at": task.get("updated_at")}
     payload.update(extra)
@@ -32,7 +34,7 @@ def submit(user, task_type, data, priority):
     """Validate the data against the type's schema, queue the task, announce it."""
     spec = task_types.REGISTRY.get(task_type)
     if spec is None:
-        raise ValidationError({"taskType": [f"Unknown task type; one of: {', '.join(sorted(task_types.REGISTRY))}."]})
+        raise ValidationError({"task_type": [f"Unknown task type; one of: {', '.join(sorted(task_types.REGISTRY))}."]})
     try:
         spec.schema().load(data)
     except ValidationError as exc:

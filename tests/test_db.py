@@ -7,6 +7,7 @@ import pytest
 from pymongo import ReturnDocument
 
 from src import db as storage
+from tests.fakes import QueryRecorder
 
 
 @pytest.fixture
@@ -123,32 +124,6 @@ def test_json_serialises_objectids_and_datetimes_with_z(app):
     assert f'"{oid}"' in body and '"2026-01-02T03:04:05.678Z"' in body
 
 
-class SortRecorder:
-    """A stand-in collection/cursor that records the sort spec pymongo would send to MongoDB."""
-
-    def __init__(self, rows=()):
-        self.rows, self.specs = list(rows), []
-
-    def find(self, *args, **kwargs):
-        return self
-
-    def sort(self, spec, direction=None):
-        self.specs.append(spec)
-        return self
-
-    def skip(self, n):
-        return self
-
-    def limit(self, n):
-        return self
-
-    def __iter__(self):
-        return iter(self.rows)
-
-    def count_documents(self, query):
-        return 0
-
-
 def assert_sends(spec, field, direction):
     """pymongo turns the list into a dict, so a repeated key silently keeps its last direction."""
     keys = [key for key, _ in spec]
@@ -168,7 +143,7 @@ def test_entity_sort_specs_never_repeat_a_key(module, collection, fields):
     model = importlib.import_module(f"src.models.{module}")
     for field in fields:
         for sort, direction in ((field, 1), (f"-{field}", -1)):
-            recorder = SortRecorder()
+            recorder = QueryRecorder()
             model.list_page(SimpleNamespace(**{collection: recorder}), sort=sort)
             assert_sends(recorder.specs[0], field, direction)
 
@@ -179,10 +154,10 @@ def test_page_and_keyset_sort_specs_never_repeat_id():
     from src.models import query
 
     for sort, direction in (("_id", 1), ("-_id", -1), ("timestamp", 1), ("-timestamp", -1)):
-        recorder = SortRecorder()
+        recorder = QueryRecorder()
         query.page(recorder, {}, sort, 10, 0)
         assert_sends(recorder.specs[0], sort.lstrip("-"), direction)
-    recorder = SortRecorder([{"_id": ObjectId()}])
+    recorder = QueryRecorder(rows=[{"_id": ObjectId()}])
     assert len(list(query.in_batches(recorder, {}, "_id", 5))) == 1
     assert_sends(recorder.specs[0], "_id", 1)
 

@@ -13,53 +13,10 @@ import pytest
 from src import db as storage
 from src.models import (alerts, emergency_incidents, readings, rollups, tasks, traffic_incidents, users,
                         waste_collections)
+from tests.fakes import RecordingDb
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 END = START + timedelta(days=1)
-
-
-class Recorder:
-    """A collection and its cursor: records each (filter, sort) sent, returns no documents."""
-
-    def __init__(self, sent, name):
-        self.sent, self.name = sent, name
-        self.criteria = None
-
-    def find(self, criteria=None, projection=None, **kwargs):
-        self.criteria = criteria or {}
-        return self
-
-    def sort(self, spec, direction=None):
-        if isinstance(spec, str):
-            spec = [(spec, direction or 1)]
-        self.sent.append((self.name, self.criteria, [(key, int(d)) for key, d in spec]))
-        return self
-
-    def skip(self, n):
-        return self
-
-    def limit(self, n):
-        return self
-
-    def __iter__(self):
-        return iter(())
-
-    def count_documents(self, criteria):
-        return 0
-
-    def find_one(self, *args, **kwargs):
-        return None
-
-    def update_one(self, *args, **kwargs):
-        return None
-
-
-class RecordingDb:
-    def __init__(self):
-        self.sent = []
-
-    def __getattr__(self, name):
-        return Recorder(self.sent, name)
 
 
 # (description, call) for every list/export query with its default sort and typical filters.

@@ -174,7 +174,9 @@ class Config:
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Swagger UI is vendored (src/static/swagger-ui, swagger-ui-dist 5.35.0, Apache-2.0): the docs
+    # must work on a network without internet.
+    OPENAPI_SWAGGER_UI_URL = "/static/swagger-ui/"
     API_SPEC_OPTIONS = {
         "components": {
             "securitySchemes": {

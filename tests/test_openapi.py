@@ -107,3 +107,17 @@ def test_spec_is_valid_openapi(client):
     from openapi_spec_validator import validate
 
     validate(client.get("/api/openapi.json").get_json())
+
+
+def test_swagger_ui_is_served_by_the_app_with_no_outside_origin(client):
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "http://" not in html and "https://" not in html, "the docs must work without internet"
+    assert "jsdelivr" not in page.headers["Content-Security-Policy"]
+    for asset in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
+        assert f"/static/swagger-ui/{asset}" in html
+        response = client.get(f"/static/swagger-ui/{asset}")
+        assert response.status_code == 200 and len(response.data) > 10_000, asset
+        response.close()
+    assert client.get("/static/swagger-ui/LICENSE").status_code == 200  # Apache-2.0, kept with the files

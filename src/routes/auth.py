@@ -43,7 +43,7 @@ def refresh(body):
 @blp.arguments(LogoutSchema)
 @blp.response(200, MessageSchema)
 def logout(body):
-    """Revoke the presented access token, and the refresh token if given."""
+    """End the sign-in session of the token used (its refresh token too), and the given refresh token's."""
     accounts.logout(g.token_claims, body.get("refresh_token"))
     return {"message": "Logged out"}
 
@@ -60,7 +60,7 @@ class Profile(MethodView):
     @blp.arguments(ProfileUpdateSchema)
     @blp.response(200, UserSchema)
     def put(self, changes):
-        """Update the caller's email, username or full name."""
+        """Update the caller's username or full name (an admin changes emails)."""
         return accounts.update_profile(auth.current_user(), changes)
 
 
@@ -69,7 +69,7 @@ class Profile(MethodView):
 @blp.arguments(ChangePasswordSchema)
 @blp.response(200, TokenSchema)
 def change_password(body):
-    """Change the caller's password; older tokens stop working, fresh ones are returned."""
+    """Change the caller's password; every older token stops working, fresh ones are returned."""
     return accounts.change_password(auth.current_user(), body["current_password"], body["new_password"])
 
 

@@ -255,7 +255,7 @@ def revoke_session(claims):
     expires_at = datetime.now(timezone.utc) + timedelta(seconds=current_app.config["JWT_REFRESH_TTL_S"])
     if claims.get("sid"):
         _revoke(f"session:{claims['sid']}", expires_at)
-    revoke(claims)
+    revoke(claims)  # the token itself too: tokens issued before session ids existed have no `sid`
 
 
 def revoke_user_tokens(user_id):
@@ -268,12 +268,11 @@ def revoke_user_tokens(user_id):
 # A process trusts Redis for revocation checks only once it has synced Redis itself since the
 # last Redis outage it saw: until then a revocation made during the outage (here or in another
 # process) may be missing from Redis, even one that kept its data (AOF). Every process pings
-# Redis every 2 s (services.watchdog), so each sees an outage and syncs after it.
-SYNC_RETRY_S = 1.0
-
+# Redis every 2 s (services.watchdog), so each sees an outage and syncs after it; requests
+# meanwhile read MongoDB, and never do the sync themselves.
 
 def _sync_state(app):
-    return app.extensions.setdefault("revocation_sync", {"outages_seen": None, "next_try": 0.0})
+    return app.extensions.setdefault("revocation_sync", {"outages_seen": None})
 
 
 def is_revoked(claims):
@@ -290,9 +289,6 @@ def is_revoked(claims):
                     or (user_cutoff is not None and claims["iat"] < float(user_cutoff)))
         if marks is not UNAVAILABLE:  # Redis answered without the marker: emptied behind our back
             state["outages_seen"] = None
-    elif get_redis(app) is not None and time.monotonic() >= state["next_try"]:
-        state["next_try"] = time.monotonic() + SYNC_RETRY_S
-        sync_revocations(app)  # without waiting for the watchdog; this check still reads MongoDB
     return revoked_tokens.is_revoked(get_db(), claims["jti"], claims["sub"], claims["iat"], claims.get("sid"))
 
 

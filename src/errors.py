@@ -3,15 +3,15 @@ import logging
 
 from flask import jsonify
 from marshmallow import ValidationError
-from pymongo.errors import AutoReconnect, ConnectionFailure, DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 from werkzeug.exceptions import HTTPException
 
 from src import outages
 from src.models.rollups import RangeTooLarge
 
-# Errors that mean MongoDB is unreachable or not answering: 503, not 500. (ServerSelectionTimeoutError
-# and NetworkTimeout are ConnectionFailure and AutoReconnect subclasses.)
-UNAVAILABLE_ERRORS = (ConnectionFailure, AutoReconnect)
+# Errors that mean MongoDB is unreachable or not answering: 503, not 500. (AutoReconnect,
+# NetworkTimeout and ServerSelectionTimeoutError are all ConnectionFailure subclasses.)
+UNAVAILABLE_ERRORS = (ConnectionFailure,)
 
 log = logging.getLogger(__name__)
 

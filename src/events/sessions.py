@@ -21,7 +21,10 @@ log = logging.getLogger("citypulse.sockets")
 clients = {}
 # engine.io sid -> monotonic time it was first seen without a Socket.IO session
 _pending = {}
-_totals = Counter()
+# Totals of this process, for /api/health.
+faults_total = Counter()  # client-caused failures by kind
+sessions_ended = Counter()  # sockets the sweeper ended, by reason
+handshake_timeouts = 0  # connections closed for never authenticating
 
 
 class TokenBucket:
@@ -50,14 +53,12 @@ class FaultLog:
 
     def __init__(self, who, interval_s):
         self.who, self.interval_s = who, interval_s
-        self.counts = Counter()
         self._unlogged = Counter()
         self._last_logged = None
 
     def record(self, kind):
-        self.counts[kind] += 1
         self._unlogged[kind] += 1
-        _totals[f"client_faults.{kind}"] += 1
+        faults_total[kind] += 1
         now = time.monotonic()
         if self._last_logged is None or now - self._last_logged >= self.interval_s:
             self._last_logged = now
@@ -123,7 +124,8 @@ def sweep_handshakes(server, timeout_s, now=None):
             close_transport(server, eio_sid)
             closed += 1
     if closed:
-        _totals["handshake_timeouts"] += closed
+        global handshake_timeouts
+        handshake_timeouts += closed
         log.info("closed %d connection(s) that did not authenticate within %.0f s", closed, timeout_s)
     return closed
 
@@ -141,7 +143,7 @@ def close_transport(server, eio_sid):
             pass
 
 
-def sweep_sessions(server, check_revocation=True):
+def sweep_sessions(server):
     """Disconnect sockets whose token expired or was revoked, whose account was disabled or changed
     role, or that have no session record at all. Returns how many were disconnected."""
     connected = _connected(server)
@@ -153,7 +155,7 @@ def sweep_sessions(server, check_revocation=True):
         claims = client["claims"]
         if claims["exp"] < now:
             doomed[sid] = "token_expired"
-        elif check_revocation and auth.is_revoked(claims):
+        elif auth.is_revoked(claims):
             doomed[sid] = "token_revoked"
     accounts = _accounts({c["user_id"] for sid, c in clients.items() if sid not in doomed})
     for sid, client in list(clients.items()):
@@ -167,7 +169,7 @@ def sweep_sessions(server, check_revocation=True):
     for sid, reason in doomed.items():
         clients.pop(sid, None)
         server.disconnect(sid)
-        _totals[f"sessions_ended.{reason}"] += 1
+        sessions_ended[reason] += 1
     return len(doomed)
 
 
@@ -181,10 +183,8 @@ def _accounts(user_ids):
 
 def stats():
     """For /api/health: sockets waiting to authenticate, sessions ended, client faults."""
-    return {"pending_handshakes": len(_pending), "sessions_ended": {k.split(".", 1)[1]: n for k, n in _totals.items()
-                                                                     if k.startswith("sessions_ended.")},
-            "handshake_timeouts_total": _totals["handshake_timeouts"],
-            "client_faults": {k.split(".", 1)[1]: n for k, n in _totals.items() if k.startswith("client_faults.")}}
+    return {"pending_handshakes": len(_pending), "sessions_ended": dict(sessions_ended),
+            "handshake_timeouts_total": handshake_timeouts, "client_faults": dict(faults_total)}
 
 
 def start_sweeper(app):

@@ -100,9 +100,7 @@ def list_users(role=None, active=None, limit=50, offset=0, sort="-created_at"):
 def update_user(admin_claims, user_id, changes):
     """Change a user's role, active flag, email or name; disabling ends their sessions at once."""
     db = get_db()
-    user = users.get(db, user_id)
-    if user is None:
-        raise ApiError("User not found", status=404)
+    user = _user(user_id)
     if str(user["_id"]) == admin_claims["sub"] and (changes.get("active") is False or
                                                      changes.get("role", "admin") != "admin"):
         raise ApiError("You cannot demote or disable your own account", status=409, error="conflict")
@@ -123,16 +121,20 @@ def update_user(admin_claims, user_id, changes):
     return updated
 
 
+def _user(user_id):
+    user = users.get(get_db(), user_id)
+    if user is None:
+        raise ApiError("User not found", status=404)
+    return user
+
+
 def _was_admin(user):
     return user["role"] == "admin" and user.get("active", True)
 
 
 def revoke_sessions(user_id):
     """Sign a user out everywhere: every token issued before now stops working."""
-    user = users.get(get_db(), user_id)
-    if user is None:
-        raise ApiError("User not found", status=404)
-    auth.revoke_user_tokens(user["_id"])
+    auth.revoke_user_tokens(_user(user_id)["_id"])
     return {"message": "Every session of this user has been revoked"}
 
 

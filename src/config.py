@@ -6,6 +6,7 @@ default. Every variable is documented, with its default, in README.md.
 import os
 import re
 import secrets
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError
 from marshmallow.validate import Email
@@ -32,6 +33,24 @@ def _int(name, default):
 
 def _float(name, default):
     return float(_env(name, default))
+
+
+# Mains frequency is 60 Hz in most of the Americas and in a few countries elsewhere, 50 Hz in the rest
+# of the world. Zones (or zone prefixes) listed here are the 60 Hz exceptions and the 50 Hz exceptions
+# within the Americas; medium-voltage distribution is typically 12.47 kV on 60 Hz grids and 11 kV on 50 Hz.
+SIXTY_HZ_ZONES = ("America/", "US/", "Canada/", "Pacific/Honolulu", "Pacific/Guam", "Pacific/Saipan",
+                  "Asia/Seoul", "Asia/Taipei", "Asia/Manila", "Asia/Riyadh", "Africa/Monrovia")
+FIFTY_HZ_IN_AMERICAS = ("America/Argentina/", "America/Buenos_Aires", "America/Santiago", "America/Punta_Arenas",
+                        "America/Montevideo", "America/Asuncion", "America/La_Paz", "America/Cayenne",
+                        "America/Nuuk", "America/Godthab", "America/Scoresbysund", "America/Danmarkshavn",
+                        "America/Thule")
+NOMINAL_GRID = {60: 12.47, 50: 11.0}  # Hz -> kV
+
+
+def grid_frequency_of(zone):
+    """The mains frequency (Hz) of the region a tz database zone name belongs to."""
+    sixty = zone.startswith(SIXTY_HZ_ZONES) and not zone.startswith(FIFTY_HZ_IN_AMERICAS)
+    return 60 if sixty else 50
 
 
 def _bool(name, default):
@@ -149,6 +168,7 @@ class Config:
     SIM_GRIDS = _int("SIM_GRIDS", 6)
     SIM_UNITS = _int("SIM_UNITS", 12)
     SIM_BIN_HOURS_TO_FILL = _float("SIM_BIN_HOURS_TO_FILL", 6)
+    # Every hour-of-day, weekday and calendar day in analytics is local to this zone (tz database name).
     CITY_TIMEZONE = _env("CITY_TIMEZONE", "America/New_York")
 
     # Socket.IO
@@ -188,6 +208,18 @@ class Config:
         "servers": [{"url": "/", "description": "This server"}],
     }
 
+    # The grid's nominal frequency and distribution voltage: the simulator's set points and the
+    # frequency alert band. They default to the region of CITY_TIMEZONE (60 Hz / 12.47 kV in North
+    # America, 50 Hz / 11 kV in Europe), or are set explicitly. Properties, so a config that sets only
+    # CITY_TIMEZONE gets its region's grid.
+    @property
+    def GRID_NOMINAL_FREQUENCY_HZ(self):
+        return _float("GRID_NOMINAL_FREQUENCY_HZ", grid_frequency_of(self.CITY_TIMEZONE))
+
+    @property
+    def GRID_NOMINAL_VOLTAGE_KV(self):
+        return _float("GRID_NOMINAL_VOLTAGE_KV", NOMINAL_GRID.get(self.GRID_NOMINAL_FREQUENCY_HZ, 11.0))
+
     def validate(self):
         """Raise ConfigError when this configuration is unsafe to serve with."""
         problems = self.problems()
@@ -215,6 +247,15 @@ class Config:
             Email()(self.ADMIN_EMAIL or "")
         except ValidationError:
             problems.append("ADMIN_EMAIL must be an email address")
+        try:
+            ZoneInfo(self.CITY_TIMEZONE)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"CITY_TIMEZONE must be a tz database name such as America/New_York, "
+                            f"not {self.CITY_TIMEZONE!r}")
+        if self.GRID_NOMINAL_FREQUENCY_HZ not in (50, 60):
+            problems.append("GRID_NOMINAL_FREQUENCY_HZ must be 50 or 60")
+        if not 0.1 <= self.GRID_NOMINAL_VOLTAGE_KV <= 1200:
+            problems.append("GRID_NOMINAL_VOLTAGE_KV must be between 0.1 and 1200")
         return problems
 
 

@@ -1,5 +1,6 @@
 """Dashboard and analytics endpoints against hand-checked expectations."""
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -7,6 +8,7 @@ from src.db import get_db
 from src.models import rollups
 
 NOW = datetime.now(timezone.utc)
+CITY = ZoneInfo("America/New_York")  # the testing config's CITY_TIMEZONE
 
 
 def iso(dt):
@@ -65,23 +67,33 @@ def test_alerts_summary(client, admin_headers):
     assert {s["sensor_id"] for s in body["top_sensors_24h"]} == {"E1", "E2", "T1"}
 
 
-def test_weekly_statistics_has_seven_days(app, client, admin_headers):
+def test_weekly_statistics_are_per_local_day(app, client, admin_headers):
     traffic(client, admin_headers, "T1", NOW, 10, congestion=40.0)
+    # 19:36 local two days ago is the next day in UTC (23:36 or 00:36): it belongs to the local day.
+    evening = (NOW.astimezone(CITY) - timedelta(days=2)).replace(hour=19, minute=36)
+    traffic(client, admin_headers, "T1", evening, 10, congestion=60.0)
     roll(app)
     body = client.get("/api/dashboard/statistics/weekly", headers=admin_headers).get_json()
-    assert len(body["days"]) == 7
+    assert body["timezone"] == "America/New_York" and len(body["days"]) == 7
+    days = {d["date"]: d for d in body["days"]}
     today = body["days"][-1]
-    assert today["date"] == NOW.date().isoformat()
+    assert today["date"] == NOW.astimezone(CITY).date().isoformat()
     assert today["traffic"] == {"readings": 1, "average_congestion_level": 40.0}
+    assert days[evening.date().isoformat()]["traffic"] == {"readings": 1, "average_congestion_level": 60.0}
+    assert days[(evening + timedelta(days=1)).date().isoformat()]["traffic"]["readings"] == 0
+    first_day = NOW.astimezone(CITY).date() - timedelta(days=6)
+    local_midnight = datetime.combine(first_day, datetime.min.time(), tzinfo=CITY)
+    assert body["from"] == iso(local_midnight.astimezone(timezone.utc)).replace("Z", ".000Z")
 
 
-def test_traffic_patterns_by_hour_and_weekday(app, client, admin_headers):
-    base = (NOW - timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
+def test_traffic_patterns_by_local_hour_and_weekday(app, client, admin_headers):
+    base = (NOW.astimezone(CITY) - timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
     traffic(client, admin_headers, "T1", base + timedelta(minutes=5), 20)
     traffic(client, admin_headers, "T1", base + timedelta(minutes=35), 40)
     traffic(client, admin_headers, "T1", base.replace(hour=3), 4)
     roll(app)
     body = client.get("/api/analytics/traffic/patterns", headers=admin_headers).get_json()
+    assert body["timezone"] == "America/New_York"
     hours = {h["hour"]: h for h in body["hour_of_day"]}
     assert hours[8]["avg"] == 30.0 and hours[8]["samples"] == 2
     assert hours[3]["avg"] == 4.0 and hours[12]["avg"] is None
@@ -163,3 +175,41 @@ def test_open_incidents_count_however_old(app, client, admin_headers):
     assert created.status_code == 201
     section = client.get("/api/dashboard/overview", headers=admin_headers).get_json()["modules"]["emergency"]
     assert section["incidents_open"] == 1 and section["incidents_24h"] == 0
+
+
+def dispatched_incident(app, client, headers):
+    from src.services import emergency
+
+    with app.app_context():
+        emergency.seed_units(get_db())
+    created = client.post("/api/emergency/incidents", headers=headers, json={
+        "type": "medical", "severity": "high", "location": {"type": "Point", "coordinates": [-73.985, 40.748]}})
+    assert created.status_code == 201
+    dispatched = client.post(f"/api/emergency/incidents/{created.get_json()['id']}/dispatch-nearest",
+                             headers=headers, json={})
+    assert dispatched.status_code == 200, dispatched.get_json()
+
+
+def test_kpis_include_emergency(app, client, admin_headers):
+    dispatched_incident(app, client, admin_headers)
+    emergency = client.get("/api/analytics/kpi/dashboard", headers=admin_headers).get_json()["emergency"]
+    assert emergency["incidents"] == 1 and emergency["incidents_by_status"]["dispatched"] == 1
+    assert emergency["units"] == 12 and emergency["units_available"] == 11
+    assert emergency["resolved_incidents"] == 0 and emergency["mean_response_time_s"] is None
+
+
+def test_report_covers_emergency_and_filters_alerts_by_module(app, client, admin_headers):
+    dispatched_incident(app, client, admin_headers)
+    env(client, admin_headers, "E1", 300.0)  # an environment alert, outside the modules asked for
+    report = client.get("/api/analytics/reports/comprehensive?modules=emergency", headers=admin_headers).get_json()
+    assert list(report["modules"]) == ["emergency"] and report["timezone"] == "America/New_York"
+    section = report["modules"]["emergency"]
+    assert section["incidents"] == 1 and [p["incidents"] for p in section["series"]] == [1]
+    emergency_alerts = client.get("/api/alerts?module=emergency", headers=admin_headers).get_json()["total"]
+    assert emergency_alerts >= 1  # the incident raised one
+    assert report["alerts"]["by_module"] == {"emergency": emergency_alerts}
+    assert report["alerts"]["total"] == sum(report["alerts"]["by_severity"].values()) == emergency_alerts
+    everything = client.get("/api/analytics/reports/comprehensive", headers=admin_headers).get_json()
+    assert set(everything["modules"]) == {"traffic", "environment", "waste", "energy", "emergency"}
+    assert everything["alerts"]["total"] == emergency_alerts + 1
+    assert everything["alerts"]["by_severity"]["critical"] == report["alerts"]["by_severity"]["critical"] + 1

@@ -1,5 +1,6 @@
 """Energy: grids, consumption from rollups, renewable share and load balancing."""
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -175,19 +176,14 @@ def hour():
 
 @pytest.fixture
 def consumption_readings(client, admin_headers, hour):
-    # G-1, hour H: loads 60, 80, 100 -> average 80 MW over 1 h = 80 MWh, peak 100, 6000 kWh reported.
-    # G-1, hour H-1: one reading of 40 MW -> 40 MWh, 500 kWh. G-2, hour H: 30 MW -> 30 MWh, no kWh.
+    # G-1 reports every 15 min from H-1 to the end of H; each reading's meter figure is the energy of the
+    # 15 min before it. H-1: 40 MW throughout = 40 MWh. H: 60, 80, 100, 80 MW = 80 MWh, peak 100.
+    # G-2: one lone reading of 30 MW at H+5 min, with no meter: it stands for one expected interval (60 s).
+    loads = [40, 40, 40, 40, 60, 80, 100, 80]
     post_readings(client, admin_headers, [
-        {"grid_id": "G-1", "load_mw": 60, "capacity_mw": 200, "consumption_kwh": 1000,
-         "timestamp": iso(hour + timedelta(minutes=10))},
-        {"grid_id": "G-1", "load_mw": 80, "capacity_mw": 200, "consumption_kwh": 2000,
-         "timestamp": iso(hour + timedelta(minutes=20))},
-        {"grid_id": "G-1", "load_mw": 100, "capacity_mw": 200, "consumption_kwh": 3000,
-         "timestamp": iso(hour + timedelta(minutes=40))},
-        {"grid_id": "G-1", "load_mw": 40, "capacity_mw": 200, "consumption_kwh": 500,
-         "timestamp": iso(hour - timedelta(minutes=30))},
-        {"grid_id": "G-2", "load_mw": 30, "capacity_mw": 50, "timestamp": iso(hour + timedelta(minutes=5))},
-    ])
+        {"grid_id": "G-1", "load_mw": load, "capacity_mw": 200, "consumption_kwh": load * 1000 / 4,
+         "timestamp": iso(hour - timedelta(hours=1) + timedelta(minutes=15 * i))} for i, load in enumerate(loads)
+    ] + [{"grid_id": "G-2", "load_mw": 30, "capacity_mw": 50, "timestamp": iso(hour + timedelta(minutes=5))}])
 
 
 def test_consumption_per_hour(client, admin_headers, hour, consumption_readings):
@@ -198,41 +194,64 @@ def test_consumption_per_hour(client, admin_headers, hour, consumption_readings)
     assert body["resolution"] == "hour" and body["total"] == 2
     earlier, later = body["items"]
     assert earlier["period_start"] == iso(hour - timedelta(hours=1)).replace("Z", ".000Z")
-    assert (earlier["avg_load_mw"], earlier["peak_load_mw"], earlier["energy_mwh"], earlier["consumption_kwh"]) \
-        == (40.0, 40.0, 40.0, 500.0)
-    assert (later["avg_load_mw"], later["peak_load_mw"], later["energy_mwh"], later["consumption_kwh"]) \
-        == (80.0, 100.0, 80.0, 6000.0)
-    assert later["hours_covered"] == 1 and later["readings"] == 3
-    # Over the range: 2 hours, 120 MWh; the average is per hour (60), not per reading (70).
-    assert body["grids"] == [{"grid_id": "G-1", "district": None, "hours_covered": 2, "readings": 4,
+    assert (earlier["hours_covered"], earlier["avg_load_mw"], earlier["peak_load_mw"], earlier["energy_mwh"],
+            earlier["consumption_kwh"]) == (1.0, 40.0, 40.0, 40.0, 40000.0)
+    assert (later["hours_covered"], later["avg_load_mw"], later["peak_load_mw"], later["energy_mwh"],
+            later["consumption_kwh"]) == (1.0, 80.0, 100.0, 80.0, 80000.0)
+    assert later["readings"] == 4
+    # The load-based and the metered figure are the same quantity: energy_mwh == consumption_kwh / 1000.
+    assert body["grids"] == [{"grid_id": "G-1", "district": None, "hours_covered": 2.0, "readings": 8,
                               "avg_load_mw": 60.0, "peak_load_mw": 100.0, "energy_mwh": 120.0,
-                              "consumption_kwh": 6500.0}]
-    assert body["energy_mwh"] == 120.0 and "1 h" in body["method"]
+                              "consumption_kwh": 120000.0}]
+    assert body["energy_mwh"] == 120.0 and body["consumption_kwh"] == 120000.0 and "clipped" in body["method"]
 
     every_grid = client.get(f"/api/energy/consumption?{query}", headers=admin_headers).get_json()
     assert [(i["grid_id"], i["energy_mwh"]) for i in every_grid["items"]] == [("G-1", 40.0), ("G-1", 80.0),
-                                                                              ("G-2", 30.0)]
+                                                                              ("G-2", 0.5)]
     g2 = every_grid["grids"][1]
-    assert g2["grid_id"] == "G-2" and g2["energy_mwh"] == 30.0 and g2["consumption_kwh"] is None
-    assert every_grid["energy_mwh"] == 150.0 and every_grid["consumption_kwh"] == 6500.0
+    assert (g2["grid_id"], g2["hours_covered"], g2["energy_mwh"], g2["consumption_kwh"]) == ("G-2", 0.0167, 0.5, None)
+    assert every_grid["energy_mwh"] == 120.5 and every_grid["consumption_kwh"] == 120000.0
 
 
 def test_consumption_per_day_and_default_range(client, admin_headers, hour, consumption_readings):
     by_day = client.get("/api/energy/consumption?resolution=day&grid_id=G-1", headers=admin_headers).get_json()
-    # The two hours fall on one UTC day unless H is midnight; energy adds up either way.
+    assert by_day["timezone"] == "America/New_York"
+    # The two hours fall on one local day unless H is local midnight; energy adds up either way.
     assert sum(i["energy_mwh"] for i in by_day["items"]) == 120.0
-    assert by_day["total"] == (1 if hour.hour else 2)
-    if hour.hour:
+    split = hour.astimezone(ZoneInfo("America/New_York")).hour == 0
+    assert by_day["total"] == (2 if split else 1)
+    if not split:
         day = by_day["items"][0]
-        assert (day["hours_covered"], day["avg_load_mw"], day["peak_load_mw"]) == (2, 60.0, 100.0)
+        assert (day["hours_covered"], day["avg_load_mw"], day["peak_load_mw"]) == (2.0, 60.0, 100.0)
     # Default range: the last 24 h, which holds both hours.
     default = client.get("/api/energy/consumption", headers=admin_headers).get_json()
-    assert default["energy_mwh"] == 150.0 and default["resolution"] == "hour"
+    assert default["energy_mwh"] == 120.5 and default["resolution"] == "hour"
     start = datetime.fromisoformat(default["from"].replace("Z", "+00:00"))
     end = datetime.fromisoformat(default["to"].replace("Z", "+00:00"))
     assert end - start == timedelta(hours=24)
     paged = client.get("/api/energy/consumption?limit=1&offset=2", headers=admin_headers).get_json()
     assert paged["total"] == 3 and [i["grid_id"] for i in paged["items"]] == ["G-2"]
+
+
+def test_a_partial_hour_counts_as_the_part_covered(client, admin_headers):
+    # A grid that started reporting 3 minutes ago, every 15 s at 98.1 MW (the simulator's shape): about
+    # 4.9 MWh, not 98.1 (one full hour), and the meter says the same.
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    kwh = round(98.1 * 1000 * 15 / 3600, 2)
+    post_readings(client, admin_headers, [
+        {"grid_id": "GRID-01", "load_mw": 98.1, "capacity_mw": 150, "consumption_kwh": kwh,
+         "timestamp": iso(now - timedelta(seconds=180 - 15 * i))} for i in range(12)])
+    body = client.get("/api/energy/consumption?grid_id=GRID-01", headers=admin_headers).get_json()
+    assert body["energy_mwh"] == pytest.approx(98.1 * 3 / 60, abs=0.05)
+    assert body["consumption_kwh"] / 1000 == pytest.approx(body["energy_mwh"], rel=0.02)
+    assert body["grids"][0]["hours_covered"] == pytest.approx(0.05, abs=0.001)
+    assert body["grids"][0]["avg_load_mw"] == 98.1
+
+
+def test_a_range_that_starts_mid_hour_counts_only_its_part(client, admin_headers, hour, consumption_readings):
+    query = f"from={iso(hour + timedelta(minutes=30))}&to={iso(hour + timedelta(hours=1))}&grid_id=G-1"
+    body = client.get(f"/api/energy/consumption?{query}", headers=admin_headers).get_json()
+    assert [(i["hours_covered"], i["energy_mwh"]) for i in body["items"]] == [(0.5, 40.0)]
 
 
 def test_consumption_rejects_bad_queries(client, admin_headers):

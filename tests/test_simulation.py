@@ -319,3 +319,64 @@ def test_the_early_incident_keeps_a_seed_deterministic(app_factory):
                     for d in get_db().emergency_incidents.find({}).sort("_id", 1)]
 
     assert run() == run()
+
+
+# The grid's nominal frequency and voltage come from the city's region (or an explicit setting)
+
+def grid_readings(app, ticks=40):
+    with app.app_context():
+        simulators.prepare(app)
+        simulator = simulation.get_simulator()
+        return [r for i in range(ticks) for r in simulator.energy_readings(at(12) + timedelta(seconds=15 * i))]
+
+
+def frequency_band(app):
+    with app.app_context():
+        rule = get_db(app).alert_rules.find_one({"_id": "energy.frequency"})
+    return rule["levels"][0]["value"]
+
+
+@pytest.mark.parametrize("zone,hz,kv", [("America/New_York", 60, 12.47), ("Europe/Berlin", 50, 11.0),
+                                         ("America/Argentina/Buenos_Aires", 50, 11.0), ("Asia/Seoul", 60, 12.47)])
+def test_the_grid_runs_at_its_regions_nominal_frequency(app_factory, zone, hz, kv):
+    app = app_factory(CITY_TIMEZONE=zone, RAW_RETENTION_HOURS=24 * 400)
+    readings = grid_readings(app)
+    frequencies = sorted(r["frequency_hz"] for r in readings)
+    assert frequencies[len(frequencies) // 2] == pytest.approx(hz, abs=0.1)  # excursions aside
+    assert sum(r["voltage_kv"] for r in readings) / len(readings) == pytest.approx(kv, rel=0.01)
+    assert frequency_band(app) == [hz - 0.5, hz + 0.5]
+
+
+def test_an_explicit_grid_setting_wins(monkeypatch):
+    from src.config import get_config
+
+    monkeypatch.setenv("GRID_NOMINAL_FREQUENCY_HZ", "50")
+    monkeypatch.setenv("GRID_NOMINAL_VOLTAGE_KV", "13.8")
+    config = get_config("testing")
+    assert (config.CITY_TIMEZONE, config.GRID_NOMINAL_FREQUENCY_HZ, config.GRID_NOMINAL_VOLTAGE_KV) == (
+        "America/New_York", 50.0, 13.8)
+    monkeypatch.setenv("GRID_NOMINAL_FREQUENCY_HZ", "55")
+    assert any("GRID_NOMINAL_FREQUENCY_HZ" in p for p in get_config("testing").problems())
+
+
+def test_the_frequency_rule_follows_the_grid_but_keeps_an_admins_band(app):
+    from src.models import alert_rules
+
+    with app.app_context():
+        db = get_db(app)
+        assert frequency_band(app) == [59.5, 60.5]
+        alert_rules.seed_defaults(db, 50.0)  # the database moves to a 50 Hz city: the default band moves
+        assert frequency_band(app) == [49.5, 50.5]
+        db.alert_rules.update_one({"_id": "energy.frequency"}, {"$set": {"levels.0.value": [49.8, 50.2]}})
+        alert_rules.seed_defaults(db, 60.0)  # an edited band is the admin's: kept
+        assert frequency_band(app) == [49.8, 50.2]
+
+
+def test_the_meter_reports_the_energy_since_its_previous_reading(sim_app):
+    simulator = simulation.get_simulator()
+    first = simulator.energy_readings(at(12))
+    later = simulator.energy_readings(at(12) + timedelta(seconds=40))
+    for reading in first:  # the first reading covers one configured interval (15 s)
+        assert reading["consumption_kwh"] == pytest.approx(reading["load_mw"] * 1000 * 15 / 3600, abs=0.2)
+    for reading in later:
+        assert reading["consumption_kwh"] == pytest.approx(reading["load_mw"] * 1000 * 40 / 3600, abs=0.2)

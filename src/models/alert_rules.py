@@ -29,21 +29,37 @@ DEFAULT_RULES = [
                 {"severity": "medium", "op": "gte", "value": 85}]},
     {"_id": "energy.frequency", "module": "energy", "metric": "frequency_hz", "type": "frequency_deviation",
      "name": "Grid frequency", "message": "Grid {sensor_id} frequency {value} Hz outside {threshold} Hz",
-     "levels": [{"severity": "critical", "op": "outside", "value": [49.5, 50.5]}]},
+     "levels": None},  # frequency_levels(nominal_hz)
 ]
+FREQUENCY_RULE = "energy.frequency"
+FREQUENCY_BAND_HZ = 0.5  # deviation that trips under-frequency load shedding on 50 and 60 Hz grids alike
+
+
+def frequency_levels(nominal_hz):
+    return [{"severity": "critical", "op": "outside",
+             "value": [nominal_hz - FREQUENCY_BAND_HZ, nominal_hz + FREQUENCY_BAND_HZ]}]
 
 _now = query.utcnow
 
 
-def seed_defaults(db):
-    """Insert default rules that are missing; never overwrite an admin's edits."""
+def seed_defaults(db, nominal_hz=50.0):
+    """Insert default rules that are missing; never overwrite an admin's edits.
+
+    The frequency band follows the grid's nominal frequency. A database first seeded for the other
+    frequency (the band still exactly that default) is moved to this one; an edited band is kept.
+    """
     for rule in DEFAULT_RULES:
+        if rule["_id"] == FREQUENCY_RULE:
+            rule = dict(rule, levels=frequency_levels(nominal_hz))
         now = _now()
         db.alert_rules.update_one(
             {"_id": rule["_id"]},
             {"$setOnInsert": dict(rule, enabled=True, builtin=True, created_at=now, updated_at=now)},
             upsert=True,
         )
+    for other_hz in {50.0, 60.0} - {float(nominal_hz)}:
+        db.alert_rules.update_one({"_id": FREQUENCY_RULE, "levels": frequency_levels(other_hz)},
+                                  {"$set": {"levels": frequency_levels(nominal_hz), "updated_at": _now()}})
 
 
 def for_module(db, module, include_disabled=False):

@@ -180,10 +180,10 @@ def delete_resolved_before(db, cutoff):
 
 
 def count_created(db, start, end, module=None, severity=None):
-    """Alerts created in [start, end)."""
+    """Alerts created in [start, end), of one module (a name) or several (a list)."""
     criteria = {"created_at": {"$gte": start, "$lt": end}}
     if module:
-        criteria["module"] = module
+        criteria["module"] = {"$in": list(module)} if isinstance(module, (list, tuple)) else module
     if severity:
         criteria["severity"] = severity
     return db.alerts.count_documents(criteria)

@@ -66,6 +66,13 @@ def count_by_status(db, start=None, end=None):
     return {status: db.emergency_incidents.count_documents(dict(base, status=status)) for status in STATUSES}
 
 
+def reported_times(db, start, end, limit=100000):
+    """`reported_at` of incidents reported in [start, end), oldest first (at most `limit`)."""
+    cursor = (db.emergency_incidents.find(_filter(start=start, end=end), {"_id": 0, "reported_at": 1})
+              .sort([("reported_at", 1), ("_id", 1)]).limit(limit))
+    return [doc["reported_at"] for doc in cursor]
+
+
 def count_open(db):
     """Incidents not yet resolved or cancelled, however long ago they were reported."""
     return db.emergency_incidents.count_documents({"status": {"$nin": ["resolved", "cancelled"]}})

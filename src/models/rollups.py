@@ -7,7 +7,7 @@ overlapping runs, therefore never double-count, and a run after downtime catches
 watermark. Each run re-reads the last LAG_S seconds, because a reading stamped `received_at`
 just before a run may be committed just after it.
 """
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import logging
 
@@ -85,7 +85,9 @@ def recompute_buckets(db, buckets):
             if (module, sensor_id, hour) not in buckets:
                 continue
             district = next((d["district"] for d in group if d.get("district")), None)
+            stamps = [d["timestamp"] for d in group]
             doc = {"module": module, "sensor_id": sensor_id, "district": district, "hour": hour, "count": len(group),
+                   "first_at": min(stamps), "last_at": max(stamps),
                    "metrics": aggregate(module, group), "sources": sorted({d.get("source") or "api" for d in group}),
                    "updated_at": now}
             writes.append(UpdateOne({"_id": bucket_id(module, sensor_id, hour)}, {"$set": doc}, upsert=True))
@@ -192,13 +194,21 @@ def iter_hourly(db, module, sensor_id=None, district=None, start=None, end=None,
     return query.in_batches(db.readings_hourly, _query(module, sensor_id, district, start, end), "hour", batch)
 
 
-def period_start(hour, resolution):
-    return hour if resolution == "hour" else hour.replace(hour=0)
+def period_start(hour, resolution, tz=timezone.utc):
+    """The period an hour bucket belongs to: the hour, or the start (in UTC) of its calendar day in `tz`.
+
+    A local day is 23 or 25 hours long across a DST change. Where the zone's offset is not whole hours
+    (e.g. Asia/Kolkata), a bucket belongs to the local day in which it starts.
+    """
+    if resolution == "hour":
+        return hour
+    local_day = hour.astimezone(tz).date()
+    return datetime.combine(local_day, time(), tzinfo=tz).astimezone(timezone.utc)
 
 
 def series(db, module, resolution, sensor_id=None, district=None, start=None, end=None, per_sensor=True,
-           limit=None):
-    """Aggregates per period (and per sensor unless per_sensor=False), oldest first.
+           limit=None, tz=timezone.utc):
+    """Aggregates per period (and per sensor unless per_sensor=False), oldest first; days are local to `tz`.
 
     City-wide series stream the buckets (any range); per-sensor ones are capped at MAX_BUCKETS.
     """
@@ -206,7 +216,7 @@ def series(db, module, resolution, sensor_id=None, district=None, start=None, en
                else iter_hourly(db, module, sensor_id, district, start, end))
     groups = {}
     for bucket in buckets:
-        key = (period_start(bucket["hour"], resolution), bucket["sensor_id"] if per_sensor else None)
+        key = (period_start(bucket["hour"], resolution, tz), bucket["sensor_id"] if per_sensor else None)
         group = groups.setdefault(key, {"count": 0, "metrics": {}, "district": bucket.get("district")})
         group["count"] += bucket["count"]
         fold(group["metrics"], bucket)
@@ -223,7 +233,7 @@ def series(db, module, resolution, sensor_id=None, district=None, start=None, en
 
 
 def series_page(db, module, resolution, sensor_id=None, district=None, start=None, end=None, limit=50, offset=0,
-                descending=True):
+                descending=True, tz=timezone.utc):
     """A page of per-sensor aggregates for the history endpoints: {items, total}.
 
     Hour resolution pages in the database (each bucket is one item); day resolution merges the
@@ -238,7 +248,7 @@ def series_page(db, module, resolution, sensor_id=None, district=None, start=Non
         items = [{"period_start": b["hour"], "resolution": "hour", "count": b["count"], "metrics": merge(module, [b]),
                   "sensor_id": b["sensor_id"], "district": b.get("district")} for b in buckets]
         return {"items": items, "total": db.readings_hourly.count_documents(criteria)}
-    items = series(db, module, resolution, sensor_id, district, start, end)
+    items = series(db, module, resolution, sensor_id, district, start, end, tz=tz)
     if descending:
         items.reverse()
     return {"items": items[offset:offset + limit], "total": len(items)}

@@ -68,7 +68,9 @@ def page(db, role=None, active=None, limit=50, offset=0, sort="-created_at"):
     criteria = query.matching(role=role)
     if active is not None:
         criteria["active"] = active
-    return query.page(db.users, criteria, sort, limit, offset, projection={"password_hash": 0})
+    # email is unique, so it needs no tie-breaker (and then the email_unique index serves the sort).
+    tiebreak = "email" if sort.lstrip("-+") == "email" else "_id"
+    return query.page(db.users, criteria, sort, limit, offset, projection={"password_hash": 0}, tiebreak=tiebreak)
 
 
 def access_of(db, user_ids):

@@ -3,7 +3,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from webargs.fields import DelimitedList
 
 from src.realtime.rooms import READING_MODULES
-from src.schemas.common import UTCDateTime, unique_items
+from src.schemas.common import TIMEZONE_DOC, UTCDateTime, unique_items
 from src.schemas.readings import DISTRICT, SENSOR_ID
 
 
@@ -61,6 +61,7 @@ class AlertsSummary(Schema):
 class Weekly(Schema):
     start = UTCDateTime(data_key="from")
     end = UTCDateTime(data_key="to")
+    timezone = fields.String(metadata={"description": TIMEZONE_DOC})
     days = fields.List(fields.Dict())
 
 
@@ -74,6 +75,7 @@ class RangeReport(Schema):
     end = UTCDateTime(data_key="to")
     generated_at = UTCDateTime()
     resolution = fields.String()
+    timezone = fields.String(metadata={"description": TIMEZONE_DOC})
     modules = fields.Dict()
     alerts = fields.Dict()
     traffic = fields.Dict()
@@ -87,6 +89,7 @@ class Patterns(Schema):
     metric = fields.String()
     start = UTCDateTime(data_key="from")
     end = UTCDateTime(data_key="to")
+    timezone = fields.String(metadata={"description": TIMEZONE_DOC})
     district = fields.String(allow_none=True)
     sensor_id = fields.String(allow_none=True)
     hour_of_day = fields.List(fields.Dict())

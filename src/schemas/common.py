@@ -17,6 +17,8 @@ def isoformat_z(value):
 
 
 MIN_YEAR, MAX_YEAR = 1970, 2100
+TIMEZONE_DOC = ("the city's timezone (CITY_TIMEZONE, a tz database name): hours of the day, weekdays and `day` "
+                "periods are local to it; times are still UTC instants")
 
 
 class UTCDateTime(fields.DateTime):

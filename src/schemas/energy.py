@@ -1,7 +1,7 @@
 """Schemas for /api/energy."""
 from marshmallow import Schema, fields, validate
 
-from src.schemas.common import UTCDateTime
+from src.schemas.common import TIMEZONE_DOC, UTCDateTime
 from src.schemas.pagination import MAX_LIMIT, PageArgs, TimeRangeArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT, SENSOR_ID, GeoPoint, Measure
 
@@ -63,18 +63,20 @@ class ConsumptionPeriodSchema(Schema):
     district = fields.String(allow_none=True)
     period_start = UTCDateTime()
     resolution = fields.String()
-    hours_covered = fields.Integer(metadata={"description": "hour buckets with readings in this period"})
+    hours_covered = fields.Float(metadata={"description": "hours of the period the readings cover (see method)"})
     readings = fields.Integer()
-    avg_load_mw = fields.Float(metadata={"description": "mean of the hourly average loads"})
+    avg_load_mw = fields.Float(metadata={"description": "time-weighted mean load: energy_mwh / hours_covered"})
     peak_load_mw = fields.Float()
-    energy_mwh = fields.Float(metadata={"description": "avg_load_mw x hours_covered"})
-    consumption_kwh = fields.Float(allow_none=True, metadata={"description": "sum of reported consumption_kwh"})
+    energy_mwh = fields.Float(metadata={"description": "load_mw integrated over hours_covered"})
+    consumption_kwh = fields.Float(allow_none=True, metadata={
+        "description": "sum of the meter-reported consumption_kwh (energy since each meter's previous reading); "
+                       "null when the grid reports none"})
 
 
 class ConsumptionGridSchema(Schema):
     grid_id = fields.String()
     district = fields.String(allow_none=True)
-    hours_covered = fields.Integer()
+    hours_covered = fields.Float()
     readings = fields.Integer()
     avg_load_mw = fields.Float()
     peak_load_mw = fields.Float()
@@ -90,6 +92,7 @@ class ConsumptionSchema(Schema):
     start = UTCDateTime(data_key="from")
     end = UTCDateTime(data_key="to")
     resolution = fields.String()
+    timezone = fields.String(metadata={"description": TIMEZONE_DOC})
     grids = fields.List(fields.Nested(ConsumptionGridSchema), metadata={"description": "per grid over the range"})
     energy_mwh = fields.Float(metadata={"description": "all grids over the range"})
     consumption_kwh = fields.Float(allow_none=True)

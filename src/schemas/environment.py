@@ -1,7 +1,7 @@
 """Schemas for /api/environment summaries and trends."""
 from marshmallow import Schema, fields, validate
 
-from src.schemas.common import UTCDateTime
+from src.schemas.common import TIMEZONE_DOC, UTCDateTime
 from src.schemas.readings import DISTRICT, SENSOR_ID
 
 
@@ -35,6 +35,7 @@ class TrendArgs(Schema):
 
 class TrendSchema(Schema):
     resolution = fields.String()
+    timezone = fields.String(metadata={"description": TIMEZONE_DOC})
     start = UTCDateTime(data_key="from")
     end = UTCDateTime(data_key="to")
     district = fields.String(allow_none=True)

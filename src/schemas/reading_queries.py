@@ -4,7 +4,7 @@ import functools
 from flask import has_request_context, request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
-from src.schemas.common import UTCDateTime
+from src.schemas.common import TIMEZONE_DOC, UTCDateTime
 from src.schemas.pagination import TimeRangeArgs, sort_validator
 from src.schemas.readings import ID_FIELDS, READING_SCHEMAS, SENSOR_ID
 
@@ -68,7 +68,7 @@ def reading_page_schema(module):
         "items": fields.List(fields.Raw(), metadata={"description": (
             f"raw: {out.__name__} objects; hour/day: AggregateSchema objects")}),
         "total": fields.Integer(), "limit": fields.Integer(), "offset": fields.Integer(),
-        "resolution": fields.String(),
+        "resolution": fields.String(), "timezone": fields.String(metadata={"description": TIMEZONE_DOC}),
     })
 
 

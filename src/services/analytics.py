@@ -1,14 +1,15 @@
 """Analytics over the rollups: module overviews, traffic patterns, forecasts, KPIs, reports.
 
 Everything reads `readings_hourly` (and small counts of alerts and incidents), never raw
-readings, so it stays fast as history grows.
+readings, so it stays fast as history grows. Hours of the day, weekdays and days are the city's
+local ones (CITY_TIMEZONE), and responses that group by them name the timezone.
 """
 from datetime import timedelta
 
 from src.db import get_db
-from src.models import alerts, rollups
+from src.models import alerts, emergency_incidents, rollups
 from src.schemas.common import now_utc
-from src.services import forecasting
+from src.services import city, emergency, forecasting
 
 KEY_METRICS = {"traffic": ("vehicle_count", "average_speed", "congestion_level"),
                "environment": ("aqi", "pm25", "pm10", "no2", "noise_db"),
@@ -38,12 +39,38 @@ def module_summary(db, module, start, end, district=None):
             "metrics": _summarise(rollups.finish(merged), KEY_METRICS[module])}
 
 
-def alert_counts(db, start, end):
-    """Alerts created in [start, end) by module and by severity."""
-    by_module = {m: alerts.count_created(db, start, end, module=m) for m in
-                 ("traffic", "environment", "waste", "energy", "emergency")}
-    by_severity = {s: alerts.count_created(db, start, end, severity=s) for s in alerts.SEVERITY_RANK}
+ALERT_MODULES = ("traffic", "environment", "waste", "energy", "emergency")
+
+
+def alert_counts(db, start, end, modules=ALERT_MODULES):
+    """Alerts of `modules` created in [start, end), by module and by severity."""
+    modules = list(modules)
+    by_module = {m: alerts.count_created(db, start, end, module=m) for m in modules}
+    scope = None if set(modules) >= set(ALERT_MODULES) else modules
+    by_severity = {s: alerts.count_created(db, start, end, module=scope, severity=s) for s in alerts.SEVERITY_RANK}
     return {"total": sum(by_module.values()), "by_module": by_module, "by_severity": by_severity}
+
+
+def emergency_summary(start, end):
+    """Incidents reported in [start, end): counts by status, response times, and units by status now."""
+    stats = emergency.statistics(start=start, end=end)
+    units = stats["units_by_status"]
+    return {"incidents": stats["total"], "incidents_by_status": stats["by_status"],
+            "resolved_incidents": stats["response_time"]["count"],
+            "mean_response_time_s": stats["response_time"]["avg_s"],
+            "max_response_time_s": stats["response_time"]["max_s"],
+            "units": sum(units.values()), "units_available": units.get("available", 0)}
+
+
+def emergency_section(db, start, end, resolution, tz):
+    """The report's emergency section: the summary and incidents reported per period."""
+    per_period = {}
+    for reported in emergency_incidents.reported_times(db, start, end):
+        period = rollups.period_start(rollups.hour_of(reported), resolution, tz)
+        per_period[period] = per_period.get(period, 0) + 1
+    section = emergency_summary(start, end)
+    section["series"] = [{"period_start": period, "incidents": count} for period, count in sorted(per_period.items())]
+    return section
 
 
 def overview(start=None, end=None):
@@ -61,12 +88,14 @@ def traffic_patterns(start=None, end=None, district=None, sensor_id=None, metric
     start, end = default_range(start, end, timedelta(days=28))
     db = get_db()
     rollups.refresh_if_stale(db)
+    tz = city.timezone()
     hours, days = {}, {}
     for bucket in rollups.iter_hourly(db, "traffic", sensor_id=sensor_id, district=district, start=start, end=end):
         agg = bucket["metrics"].get(metric)
         if not agg:
             continue
-        for key, table in ((bucket["hour"].hour, hours), (bucket["hour"].weekday(), days)):
+        local = bucket["hour"].astimezone(tz)
+        for key, table in ((local.hour, hours), (local.weekday(), days)):
             total = table.setdefault(key, [0.0, 0])
             total[0] += agg["sum"]
             total[1] += agg["count"]
@@ -75,8 +104,8 @@ def traffic_patterns(start=None, end=None, district=None, sensor_id=None, metric
         return [{label: name, "avg": round(table[k][0] / table[k][1], 2) if k in table else None,
                  "samples": table.get(k, [0, 0])[1]} for k, name in keys]
 
-    return {"metric": metric, "start": start, "end": end, "district": district, "sensor_id": sensor_id,
-            "hour_of_day": profile(hours, [(h, h) for h in range(24)], "hour"),
+    return {"metric": metric, "start": start, "end": end, "timezone": tz.key, "district": district,
+            "sensor_id": sensor_id, "hour_of_day": profile(hours, [(h, h) for h in range(24)], "hour"),
             "day_of_week": profile(days, list(enumerate(WEEKDAYS)), "day")}
 
 
@@ -108,7 +137,7 @@ def predict_traffic(sensor_id=None, district=None, horizon=6, metric="vehicle_co
                          for i, v in enumerate(result["values"])]}
 
 
-def kpis(start=None, end=None, incident_stats=None):
+def kpis(start=None, end=None):
     """Headline KPIs over a range (default 24 h)."""
     start, end = default_range(start, end)
     db = get_db()
@@ -136,22 +165,25 @@ def kpis(start=None, end=None, incident_stats=None):
         "energy": {"average_utilization_pct": stat("energy", "utilization_pct"),
                    "peak_utilization_pct": stat("energy", "utilization_pct", "max"),
                    "renewable_share_pct": stat("energy", "renewable_pct")},
-        "emergency": incident_stats or {},
+        "emergency": emergency_summary(start, end),
         "alerts": alert_counts(db, start, end),
     }
 
 
-def comprehensive_report(start=None, end=None, modules=None, progress=None, extra_sections=None):
-    """All modules over a range: activity, metric stats, hourly series and alerts.
+def comprehensive_report(start=None, end=None, modules=None, progress=None):
+    """The chosen modules (default all) over a range: activity, metric stats, series and alerts.
 
-    `progress(pct, message)` is called after each section (background tasks report it).
+    Series are hourly up to 2 days, else per local day. `progress(pct, message)` is called after
+    each section (background tasks report it).
     """
     start, end = default_range(start, end, timedelta(days=7))
-    modules = modules or list(KEY_METRICS)
+    modules = modules or list(ALERT_MODULES)
     db = get_db()
     rollups.refresh_if_stale(db)
+    tz = city.timezone()
     resolution = "hour" if end - start <= timedelta(days=2) else "day"
-    report = {"start": start, "end": end, "generated_at": now_utc(), "resolution": resolution, "modules": {}}
+    report = {"start": start, "end": end, "generated_at": now_utc(), "resolution": resolution, "timezone": tz.key,
+              "modules": {}}
     steps = len(modules) + 1
     for index, module in enumerate(modules, start=1):
         if module in KEY_METRICS:
@@ -159,15 +191,15 @@ def comprehensive_report(start=None, end=None, modules=None, progress=None, extr
             section["series"] = [{"period_start": p["period_start"], "readings": p["count"],
                                   "metrics": _summarise(p["metrics"], KEY_METRICS[module])}
                                  for p in rollups.series(db, module, resolution, start=start, end=end,
-                                                         per_sensor=False)]
-            section["alerts"] = {s: alerts.count_created(db, start, end, module=module, severity=s)
-                                 for s in alerts.SEVERITY_RANK}
-            report["modules"][module] = section
-        elif extra_sections and module in extra_sections:
-            report["modules"][module] = extra_sections[module](start, end)
+                                                         per_sensor=False, tz=tz)]
+        else:
+            section = emergency_section(db, start, end, resolution, tz)
+        section["alerts"] = {s: alerts.count_created(db, start, end, module=module, severity=s)
+                             for s in alerts.SEVERITY_RANK}
+        report["modules"][module] = section
         if progress:
             progress(int(index / steps * 100), f"{module} done")
-    report["alerts"] = alert_counts(db, start, end)
+    report["alerts"] = alert_counts(db, start, end, modules)
     if progress:
         progress(100, "report complete")
     return report

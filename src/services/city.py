@@ -6,6 +6,9 @@ agree on where things are. Coordinates are (lng, lat).
 import functools
 import math
 import random
+from zoneinfo import ZoneInfo
+
+from flask import current_app
 
 from src.services.routing import build_city_grid, haversine_km
 
@@ -28,6 +31,11 @@ DISTRICTS = [
 DISTRICT_NAMES = [d[0] for d in DISTRICTS]
 WASTE_TYPES = ("general", "recycling", "organic", "glass")
 UNIT_KINDS = ("ambulance", "fire", "police")
+
+
+def timezone():
+    """The city's time zone (CITY_TIMEZONE): analytics' hours, weekdays and days are local to it."""
+    return ZoneInfo(current_app.config["CITY_TIMEZONE"])
 
 
 def offset(point, east_km, north_km):

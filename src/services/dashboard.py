@@ -1,12 +1,12 @@
 """Dashboard views: served from the latest cache, counts and rollups, never history scans."""
-from datetime import timedelta
+from datetime import datetime, time, timedelta, timezone
 
 from flask import current_app
 
 from src.db import get_db
 from src.models import alerts, bins, emergency_incidents, rollups
 from src.schemas.common import now_utc
-from src.services import analytics, emergency
+from src.services import analytics, city, emergency
 from src.services.latest import get_cache
 from src.services.realtime import latest_snapshot
 
@@ -91,24 +91,35 @@ def alerts_summary():
             "response_24h": alerts.response_times(db, day_ago, now)}
 
 
+def local_days(today, count, tz):
+    """The last `count` calendar days in `tz` up to `today` (a local date), as (date, start, end) in UTC.
+
+    A day is 23 or 25 hours long across a DST change, so each bound is built from its own date.
+    """
+    def midnight(day):
+        return datetime.combine(day, time(), tzinfo=tz).astimezone(timezone.utc)
+    dates = [today - timedelta(days=count - 1 - i) for i in range(count)]
+    return [(day, midnight(day), midnight(day + timedelta(days=1))) for day in dates]
+
+
 def weekly_statistics():
-    """Per-day series for the last 7 days: readings per module, alerts, and daily averages."""
+    """Per local day for the last 7 days: readings per module, alerts, and daily averages."""
     db = get_db()
     rollups.refresh_if_stale(db)
-    today = now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - timedelta(days=6)
-    days = [start + timedelta(days=i) for i in range(7)]
-    series = {m: {p["period_start"]: p for p in rollups.series(db, m, "day", start=start, end=today + timedelta(days=1),
-                                                               per_sensor=False)} for m in MODULES}
+    tz = city.timezone()
+    days = local_days(now_utc().astimezone(tz).date(), 7, tz)
+    start, end = days[0][1], days[-1][2]
+    series = {m: {p["period_start"]: p for p in rollups.series(db, m, "day", start=start, end=end, per_sensor=False,
+                                                               tz=tz)} for m in MODULES}
     key_metric = {"traffic": "congestion_level", "environment": "aqi", "waste": "fill_level_pct",
                   "energy": "utilization_pct"}
     items = []
-    for day in days:
-        item = {"date": day.date().isoformat(), "alerts_created": alerts.count_created(db, day, day + timedelta(days=1))}
+    for day, day_start, day_end in days:
+        item = {"date": day.isoformat(), "alerts_created": alerts.count_created(db, day_start, day_end)}
         for module in MODULES:
-            period = series[module].get(day)
+            period = series[module].get(day_start)
             metric = (period or {}).get("metrics", {}).get(key_metric[module]) or {}
             item[module] = {"readings": period["count"] if period else 0,
                             f"average_{key_metric[module]}": round(metric["avg"], 2) if metric else None}
         items.append(item)
-    return {"start": start, "end": today + timedelta(days=1), "days": items}
+    return {"start": start, "end": end, "timezone": tz.key, "days": items}

@@ -14,6 +14,7 @@ from src.services.history import REQUEST_ROLLUP_BUDGET
 from src.services.latest import get_cache
 
 DEFAULT_RANGE = timedelta(hours=24)
+HOUR = timedelta(hours=1)
 TARGET_PCT = 85.0
 # A reading may report at most this share of its capacity: protection trips long before, so beyond it the
 # reading is a unit or sensor error (99 999 MW on a 0.001 MW grid would be stored as 9 999 900 000 %).
@@ -21,10 +22,16 @@ MAX_UTILIZATION_PCT = 200.0
 # Below this a remaining excess or headroom is float noise, not megawatts.
 EPSILON_MW = 1e-9
 CONSUMPTION_METHOD = (
-    "energy_mwh = sum over hour buckets of the bucket's average load_mw x 1 h. An hour with readings counts as "
-    "a full hour even if its readings span part of it; hours without readings count as zero. avg_load_mw is "
-    "the mean of the hourly averages, so energy_mwh = avg_load_mw x hours_covered. Buckets are whole hours: "
-    "`from` is rounded down to the hour and a bucket starting before `to` is included whole."
+    "energy_mwh integrates load_mw over the time the readings cover, from the hourly rollups: each hour "
+    "bucket contributes its average load_mw x the part of the hour it covers. A bucket whose grid also "
+    "reported in the hour before (after) covers the hour from its start (to its end); otherwise it starts at "
+    "its first reading (ends one reading interval after its last: the mean spacing of its readings, or "
+    "SENSOR_INTERVAL_ENERGY_S for a lone reading). Coverage is clipped to [from, to) and to now, so a partial "
+    "hour counts as the part covered. hours_covered is that time in hours; avg_load_mw = energy_mwh / "
+    "hours_covered. consumption_kwh is the sum of the consumption_kwh the grids' meters reported (each "
+    "reading: the energy since the meter's previous reading), null when none did; with a meter and load "
+    "readings that agree, consumption_kwh / 1000 is close to energy_mwh. Days are calendar days in the "
+    "city's timezone."
 )
 
 
@@ -89,30 +96,53 @@ def _r(value, digits=3):
     return None if value is None else round(value, digits)
 
 
+def _hours_covered(bucket, reported_before, reported_after, start, end, lone_reading):
+    """The hours of a bucket's hour its readings stand for (see CONSUMPTION_METHOD)."""
+    low, high = bucket["hour"], bucket["hour"] + HOUR
+    first, last = bucket.get("first_at"), bucket.get("last_at")
+    if first is not None:  # buckets rolled up before first_at/last_at existed cover their whole hour
+        spacing = (last - first) / (bucket["count"] - 1) if bucket["count"] > 1 else lone_reading
+        if not reported_before:
+            low = max(low, first)
+        if not reported_after:
+            high = min(high, last + spacing)
+    return max(0.0, (min(high, end) - max(low, start)).total_seconds() / 3600)
+
+
 def consumption(start=None, end=None, grid_id=None, district=None, resolution="hour", limit=1000, offset=0,
                 sort="period_start"):
-    """Energy per grid per hour or day over [start, end) (default: the last 24 h), from the hourly rollups."""
-    end = end or now_utc()
+    """Energy per grid per hour or local day over [start, end) (default: the last 24 h), from the hourly rollups."""
+    now = now_utc()
+    end = end or now
     start = start or end - DEFAULT_RANGE
     if start >= end:
         raise ValidationError("`from` must be before `to`.", "from")
     db = get_db()
     rollups.refresh_if_stale(db, max_readings=REQUEST_ROLLUP_BUDGET)  # at most ~15 s behind
-    hours = rollups.series(db, "energy", "hour", sensor_id=grid_id, district=district, start=start, end=end)
+    tz = city.timezone()
+    lone_reading = timedelta(seconds=current_app.config["SENSOR_EXPECTED_INTERVALS"]["energy"])
+    # One hour earlier than the range, only to know whether a grid was already reporting at its start.
+    buckets = rollups.hourly(db, "energy", sensor_id=grid_id, district=district, start=start - HOUR, end=end)
+    reported = {(b["sensor_id"], b["hour"]) for b in buckets if b["metrics"].get("load_mw")}
 
     periods = {}
-    for bucket in hours:
+    for bucket in buckets:
         load = bucket["metrics"].get("load_mw")
-        if not load:
+        grid = bucket["sensor_id"]
+        if not load or bucket["hour"] < rollups.hour_of(start):
             continue
-        key = (rollups.period_start(bucket["period_start"], resolution), bucket["sensor_id"])
-        period = periods.setdefault(key, {"grid_id": bucket["sensor_id"], "district": bucket.get("district"),
-                                          "period_start": key[0], "resolution": resolution, "hours_covered": 0,
+        hours = _hours_covered(bucket, (grid, bucket["hour"] - HOUR) in reported,
+                               (grid, bucket["hour"] + HOUR) in reported, start, min(end, now), lone_reading)
+        if not hours:
+            continue
+        key = (rollups.period_start(bucket["hour"], resolution, tz), grid)
+        period = periods.setdefault(key, {"grid_id": grid, "district": bucket.get("district"),
+                                          "period_start": key[0], "resolution": resolution, "hours_covered": 0.0,
                                           "readings": 0, "energy_mwh": 0.0, "peak_load_mw": load["max"],
                                           "consumption_kwh": None})
-        period["hours_covered"] += 1
+        period["hours_covered"] += hours
         period["readings"] += load["count"]
-        period["energy_mwh"] += load["avg"] * 1.0  # one hour bucket covers one hour
+        period["energy_mwh"] += load["avg"] * hours
         period["peak_load_mw"] = max(period["peak_load_mw"], load["max"])
         period["district"] = period["district"] or bucket.get("district")
         kwh = bucket["metrics"].get("consumption_kwh")
@@ -123,7 +153,7 @@ def consumption(start=None, end=None, grid_id=None, district=None, resolution="h
     per_grid = {}
     for period in items:
         total = per_grid.setdefault(period["grid_id"], {"grid_id": period["grid_id"], "district": period["district"],
-                                                        "hours_covered": 0, "readings": 0, "energy_mwh": 0.0,
+                                                        "hours_covered": 0.0, "readings": 0, "energy_mwh": 0.0,
                                                         "peak_load_mw": period["peak_load_mw"],
                                                         "consumption_kwh": None})
         total["hours_covered"] += period["hours_covered"]
@@ -134,6 +164,7 @@ def consumption(start=None, end=None, grid_id=None, district=None, resolution="h
             total["consumption_kwh"] = (total["consumption_kwh"] or 0.0) + period["consumption_kwh"]
     for row in items + list(per_grid.values()):
         row["avg_load_mw"] = _r(row["energy_mwh"] / row["hours_covered"])
+        row["hours_covered"] = _r(row["hours_covered"], 4)
         row["energy_mwh"] = _r(row["energy_mwh"])
         row["peak_load_mw"] = _r(row["peak_load_mw"])
         row["consumption_kwh"] = _r(row["consumption_kwh"])
@@ -141,7 +172,7 @@ def consumption(start=None, end=None, grid_id=None, district=None, resolution="h
     grid_totals = sorted(per_grid.values(), key=lambda g: g["grid_id"])
     reported_kwh = [g["consumption_kwh"] for g in grid_totals if g["consumption_kwh"] is not None]
     return {"items": items[offset:offset + limit], "total": len(items), "limit": limit, "offset": offset,
-            "start": start, "end": end, "resolution": resolution, "grids": grid_totals,
+            "start": start, "end": end, "resolution": resolution, "timezone": tz.key, "grids": grid_totals,
             "energy_mwh": _r(sum(g["energy_mwh"] for g in grid_totals)),
             "consumption_kwh": _r(sum(reported_kwh)) if reported_kwh else None,
             "method": CONSUMPTION_METHOD}

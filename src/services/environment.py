@@ -6,6 +6,7 @@ from flask import current_app
 from src.db import get_db
 from src.models import rollups
 from src.schemas.common import now_utc
+from src.services import city
 from src.services.aqi import category
 from src.services.latest import get_cache
 
@@ -39,8 +40,9 @@ def pollution_trends(resolution="hour", start=None, end=None, district=None, sen
     start = start or end - DEFAULT_SPAN[resolution]
     db = get_db()
     rollups.refresh_if_stale(db)
+    tz = city.timezone()
     series = rollups.series(db, "environment", resolution, sensor_id=sensor_id, district=district, start=start,
-                            end=end, per_sensor=False)
+                            end=end, per_sensor=False, tz=tz)
     items = []
     for period in series:
         metrics = period["metrics"]
@@ -50,5 +52,5 @@ def pollution_trends(resolution="hour", start=None, end=None, district=None, sen
                 item[metric] = {"avg": round(metrics[metric]["avg"], 2), "min": metrics[metric]["min"],
                                 "max": metrics[metric]["max"]}
         items.append(item)
-    return {"resolution": resolution, "start": start, "end": end, "district": district, "sensor_id": sensor_id,
-            "items": items}
+    return {"resolution": resolution, "timezone": tz.key, "start": start, "end": end, "district": district,
+            "sensor_id": sensor_id, "items": items}

@@ -1,6 +1,7 @@
 """Reading history for REST: raw pages, or aggregates at hour/day resolution."""
 from src.db import get_db
 from src.models import readings, rollups
+from src.services import city
 from src.schemas.reading_queries import AggregateSchema, reading_out_schema
 
 # A request brings the rollup up to date before reading it, but only this far; the
@@ -19,6 +20,8 @@ def readings_page(module, limit=50, offset=0, sort="-timestamp", start=None, end
     else:
         rollups.refresh_if_stale(db)
         page = rollups.series_page(db, module, resolution, sensor_id=sensor_id, district=district, start=start,
-                                   end=end, limit=limit, offset=offset, descending=sort.startswith("-"))
+                                   end=end, limit=limit, offset=offset, descending=sort.startswith("-"),
+                                   tz=city.timezone())  # `day` is a calendar day in the city
         items = AggregateSchema(many=True).dump(page["items"])
-    return {"items": items, "total": page["total"], "limit": limit, "offset": offset, "resolution": resolution}
+    return {"items": items, "total": page["total"], "limit": limit, "offset": offset, "resolution": resolution,
+            "timezone": city.timezone().key}

@@ -240,5 +240,5 @@ def init_app(app):
 def warm(app):
     """Seed default rules and load open alert keys (called once MongoDB is reachable)."""
     db = get_db(app)
-    alert_rules.seed_defaults(db)
+    alert_rules.seed_defaults(db, app.config["GRID_NOMINAL_FREQUENCY_HZ"])
     app.extensions["open_alerts"].load(alerts.open_keys(db))

@@ -31,6 +31,9 @@ class CitySimulator:
         self.bins = city.bins(config["SIM_BINS"], self.seed)
         self.grids = city.grids(config["SIM_GRIDS"], self.seed)
         self.hours_to_fill = config["SIM_BIN_HOURS_TO_FILL"]
+        self.nominal_hz = config["GRID_NOMINAL_FREQUENCY_HZ"]
+        self.nominal_kv = config["GRID_NOMINAL_VOLTAGE_KV"]
+        self.energy_interval_h = config["SIMULATION_INTERVALS"]["energy"] / 3600
         self.fill = {b["bin_id"]: self.rng.uniform(5, 60) for b in self.bins}
         self.reported = {}  # bin_id -> the level this simulator last wrote (as stored, rounded)
         self.emergency_started = False  # the first emergency tick raises an incident: life within a minute
@@ -194,6 +197,8 @@ class CitySimulator:
         self.step_weather()
         local = self.local(now)
         demand = city_models.demand_profile(local)
+        # A meter reports the energy since its previous reading; the first covers one interval.
+        metered_h = self.hours_since("energy", now) or self.energy_interval_h
         readings = []
         for grid in self.grids:
             lng, lat = grid["location"]
@@ -202,14 +207,15 @@ class CitySimulator:
             wind = city_models.wind_output_mw(grid["wind_capacity_mw"], self.wind_ms * self.rng.uniform(0.9, 1.1))
             load = grid["capacity_mw"] * demand * self.rng.uniform(0.9, 1.12)
             excursion = self.rng.random() < 0.01
-            frequency = 50 + (self.rng.choice((-1, 1)) * self.rng.uniform(0.55, 0.8) if excursion
-                              else self.rng.gauss(0, 0.03))
+            frequency = self.nominal_hz + (self.rng.choice((-1, 1)) * self.rng.uniform(0.55, 0.8) if excursion
+                                           else self.rng.gauss(0, 0.03))
             readings.append({
                 "grid_id": grid["grid_id"], "district": grid["district"], "location": city.geo_point(grid["location"]),
                 "timestamp": now, "capacity_mw": grid["capacity_mw"], "load_mw": round(load, 2),
                 "solar_mw": solar, "wind_mw": wind, "hydro_mw": 4.0 if grid["grid_id"].endswith("1") else 0.0,
-                "frequency_hz": round(frequency, 3), "voltage_kv": round(11 + self.rng.gauss(0, 0.08), 2),
-                "consumption_kwh": round(load * 1000 / 240, 1),  # ~15 s of load, for a cumulative meter view
+                "frequency_hz": round(frequency, 3),
+                "voltage_kv": round(self.nominal_kv * (1 + self.rng.gauss(0, 0.007)), 2),
+                "consumption_kwh": round(load * 1000 * metered_h, 1),
             })
         return readings
 

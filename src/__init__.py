@@ -203,7 +203,7 @@ class CityPulseJSONProvider(DefaultJSONProvider):
     def default(o):
         from datetime import datetime
 
-        from src.schemas.common import isoformat_z
+        from src.domain import isoformat_z
 
         if isinstance(o, ObjectId):
             return str(o)

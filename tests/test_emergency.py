@@ -16,7 +16,7 @@ import pytest
 
 from src.db import get_db
 from src.realtime import broadcast
-from src.schemas.common import now_utc
+from src.domain import now_utc
 from src.services import city, emergency
 from src.services.routing import haversine_km
 from src import create_app

@@ -14,7 +14,7 @@ from src.events.sessions import clients
 from src.realtime import broadcast, metrics, seam
 from src.realtime import rooms as room_names
 from src.extensions import socketio
-from src.schemas.common import isoformat_z, now_utc
+from src.domain import isoformat_z, now_utc
 from src.schemas.events import EmptySchema, RealTimeRequestSchema, RoomSchema, SubscribeAlertsSchema
 from src.services import realtime
 

@@ -1,6 +1,7 @@
 """The `alert_rules` collection, seeded with the default rules."""
 from pymongo import ReturnDocument
 
+from src.domain import now_utc
 from src.models import query
 
 # Levels are checked from the most severe down; the first that matches wins.
@@ -39,7 +40,6 @@ def frequency_levels(nominal_hz):
     return [{"severity": "critical", "op": "outside",
              "value": [nominal_hz - FREQUENCY_BAND_HZ, nominal_hz + FREQUENCY_BAND_HZ]}]
 
-_now = query.utcnow
 
 
 def seed_defaults(db, nominal_hz=50.0):
@@ -51,7 +51,7 @@ def seed_defaults(db, nominal_hz=50.0):
     for rule in DEFAULT_RULES:
         if rule["_id"] == FREQUENCY_RULE:
             rule = dict(rule, levels=frequency_levels(nominal_hz))
-        now = _now()
+        now = now_utc()
         db.alert_rules.update_one(
             {"_id": rule["_id"]},
             {"$setOnInsert": dict(rule, enabled=True, builtin=True, created_at=now, updated_at=now)},
@@ -59,7 +59,7 @@ def seed_defaults(db, nominal_hz=50.0):
         )
     for other_hz in {50.0, 60.0} - {float(nominal_hz)}:
         db.alert_rules.update_one({"_id": FREQUENCY_RULE, "levels": frequency_levels(other_hz)},
-                                  {"$set": {"levels": frequency_levels(nominal_hz), "updated_at": _now()}})
+                                  {"$set": {"levels": frequency_levels(nominal_hz), "updated_at": now_utc()}})
 
 
 def for_module(db, module, include_disabled=False):
@@ -70,13 +70,7 @@ def for_module(db, module, include_disabled=False):
 
 
 def list_page(db, module=None, enabled=None, limit=50, offset=0):
-    query = {}
-    if module:
-        query["module"] = module
-    if enabled is not None:
-        query["enabled"] = enabled
-    items = list(db.alert_rules.find(query).sort("_id", 1).skip(offset).limit(limit))
-    return {"items": items, "total": db.alert_rules.count_documents(query)}
+    return query.page(db.alert_rules, query.matching(module=module, enabled=enabled), "_id", limit, offset)
 
 
 def get(db, rule_id):
@@ -84,7 +78,7 @@ def get(db, rule_id):
 
 
 def create(db, rule):
-    now = _now()
+    now = now_utc()
     doc = dict(rule, builtin=False, created_at=now, updated_at=now)
     db.alert_rules.insert_one(doc)
     return doc
@@ -92,7 +86,7 @@ def create(db, rule):
 
 def update(db, rule_id, changes):
     return db.alert_rules.find_one_and_update(
-        {"_id": rule_id}, {"$set": dict(changes, updated_at=_now())}, return_document=ReturnDocument.AFTER)
+        {"_id": rule_id}, {"$set": dict(changes, updated_at=now_utc())}, return_document=ReturnDocument.AFTER)
 
 
 def delete(db, rule_id):

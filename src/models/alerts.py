@@ -8,15 +8,14 @@ engine. `raised_at` is when the alert was created or last escalated; replay foll
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from src.domain import SEVERITY_RANK, now_utc
 from src.models import query
 
 OPEN_STATUSES = ("active", "acknowledged")
 STATUSES = ("active", "acknowledged", "resolved")
-SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 # Raised by the stale-sensor job rather than by a rule document.
 OFFLINE_RULE_ID = "system.sensor_offline"
 
-_now = query.utcnow
 
 
 oid = query.object_id
@@ -32,7 +31,7 @@ def raise_or_bump(db, *, module, sensor_id, rule_id, alert_type, severity, messa
 
     Returns (alert, change) where change is "created", "escalated", "deescalated" or "repeated".
     """
-    now = now or _now()
+    now = now or now_utc()
     key = open_key(sensor_id, rule_id)
     rank = SEVERITY_RANK[severity]
     insert_fields = {
@@ -86,7 +85,7 @@ def resolve_open(db, sensor_id, rule_id, by="system", note=None, now=None):
 
 
 def _resolve(query, db, by, note, now):
-    now = now or _now()
+    now = now or now_utc()
     changes = {"status": "resolved", "resolved_at": now, "resolved_by": by}
     if note is not None:
         changes["note"] = note
@@ -112,7 +111,7 @@ def resolve(db, alert_id, by, note=None):
 
 def acknowledge(db, alert_id, by, note=None):
     """Acknowledge an active alert; None if it is missing or not active."""
-    changes = {"status": "acknowledged", "acknowledged_at": _now(), "acknowledged_by": by}
+    changes = {"status": "acknowledged", "acknowledged_at": now_utc(), "acknowledged_by": by}
     if note is not None:
         changes["note"] = note
     return db.alerts.find_one_and_update({"_id": oid(alert_id), "status": "active"}, {"$set": changes},
@@ -121,7 +120,7 @@ def acknowledge(db, alert_id, by, note=None):
 
 def insert_event_alert(db, alert):
     """Store a one-off alert that has no open/resolve cycle (e.g. an emergency dispatch)."""
-    now = alert.get("created_at") or _now()
+    now = alert.get("created_at") or now_utc()
     doc = dict(alert, created_at=now, raised_at=now, last_seen=now, count=1,
                severity_rank=SEVERITY_RANK[alert["severity"]])
     doc.setdefault("status", "active")

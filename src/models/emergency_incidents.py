@@ -1,20 +1,20 @@
 """The `emergency_incidents` collection, and the `public_alerts` broadcasts issued alongside it."""
 from pymongo import ReturnDocument
 
+from src.domain import now_utc
 from src.models import query
 
 TYPES = ("medical", "fire", "crime", "accident", "hazard", "other")
 STATUSES = ("reported", "dispatched", "on_scene", "resolved", "cancelled")
 ACTIVE_STATUSES = ("reported", "dispatched", "on_scene")
 
-_now = query.utcnow
 
 
 oid = query.object_id
 
 
 def create(db, doc):
-    now = _now()
+    now = now_utc()
     doc = dict(doc, updated_at=now)
     doc.setdefault("reported_at", now)
     doc.setdefault("status", "reported")
@@ -45,7 +45,7 @@ def update_if_status(db, incident_id, from_statuses, changes, push=None):
     key = oid(incident_id)
     if key is None:
         return None
-    update = {"$set": dict(changes, updated_at=_now())}
+    update = {"$set": dict(changes, updated_at=now_utc())}
     if push:
         update["$push"] = push
     return db.emergency_incidents.find_one_and_update(
@@ -96,22 +96,13 @@ def response_time_summary(db, start=None, end=None):
 
 def insert_public_alert(db, doc):
     doc = dict(doc)
-    doc.setdefault("created_at", _now())
+    doc.setdefault("created_at", now_utc())
     db.public_alerts.insert_one(doc)
     return doc
 
 
 def public_alerts_page(db, limit=50, offset=0, sort="-created_at", district=None, severity=None):
-    query = {}
-    if district:
-        query["district"] = district
-    if severity:
-        query["severity"] = severity
-    field = sort.lstrip("-+")
-    direction = -1 if sort.startswith("-") else 1
-    items = list(db.public_alerts.find(query).sort([(field, direction), ("_id", direction)])
-                 .skip(offset).limit(limit))
-    return {"items": items, "total": db.public_alerts.count_documents(query)}
+    return query.page(db.public_alerts, query.matching(district=district, severity=severity), sort, limit, offset)
 
 
 def delete_by_source(db, source):

@@ -1,12 +1,6 @@
 """Query building blocks shared by the collection modules."""
-from datetime import datetime, timezone
-
 from bson import ObjectId
 from bson.errors import InvalidId
-
-
-def utcnow():
-    return datetime.now(timezone.utc)
 
 
 def object_id(value):
@@ -54,10 +48,10 @@ def sort_spec(sort, tiebreak="_id"):
 
 
 def page(collection, query, sort, limit, offset, projection=None, tiebreak="_id"):
-    """{items, total} for one page; `sort` is `field` or `-field`, ties broken by `tiebreak` (unique)."""
+    """{items, total, limit, offset} for one page; `sort` is `field` or `-field`, ties broken by `tiebreak`."""
     order = sort_spec(sort, tiebreak)
     items = list(collection.find(query, projection).sort(order).skip(offset).limit(limit))
-    return {"items": items, "total": collection.count_documents(query)}
+    return {"items": items, "total": collection.count_documents(query), "limit": limit, "offset": offset}
 
 
 def in_batches(collection, criteria, field, batch, projection=None):

@@ -8,18 +8,18 @@ from datetime import timedelta
 
 from pymongo import ReturnDocument
 
+from src.domain import now_utc
 from src.models import query
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 
-_now = query.utcnow
 
 
 oid = query.object_id
 
 
 def insert(db, task_type, data, priority, owner_id, max_attempts, now=None):
-    now = now or _now()
+    now = now or now_utc()
     doc = {"task_type": task_type, "data": data, "priority": priority, "owner_id": str(owner_id),
            "status": "queued", "progress": 0, "attempts": 0, "max_attempts": max_attempts,
            "created_at": now, "updated_at": now, "run_after": now, "cancel_requested": False}
@@ -29,7 +29,7 @@ def insert(db, task_type, data, priority, owner_id, max_attempts, now=None):
 
 def claim(db, worker_id, lease_s, now=None):
     """Atomically take the best runnable queued task, or None."""
-    now = now or _now()
+    now = now or now_utc()
     return db.tasks.find_one_and_update(
         {"status": "queued", "run_after": {"$lte": now}},
         {"$set": {"status": "running", "worker_id": worker_id, "lease_expires_at": now + timedelta(seconds=lease_s),
@@ -41,7 +41,7 @@ def claim(db, worker_id, lease_s, now=None):
 
 def renew_lease(db, task_id, worker_id, lease_s, progress=None, message=None, now=None):
     """Extend our lease (and record progress); returns the task, or None if we lost it."""
-    now = now or _now()
+    now = now or now_utc()
     changes = {"lease_expires_at": now + timedelta(seconds=lease_s), "updated_at": now}
     if progress is not None:
         changes["progress"] = progress
@@ -53,7 +53,7 @@ def renew_lease(db, task_id, worker_id, lease_s, progress=None, message=None, no
 
 def finish(db, task_id, worker_id, status, result=None, error=None, now=None):
     """Move our running task to a final state; None if it is no longer ours."""
-    now = now or _now()
+    now = now or now_utc()
     changes = {"status": status, "finished_at": now, "updated_at": now, "lease_expires_at": None}
     if status == "completed":
         changes.update(progress=100, result=result)
@@ -65,7 +65,7 @@ def finish(db, task_id, worker_id, status, result=None, error=None, now=None):
 
 def retry_later(db, task_id, worker_id, error, delay_s, now=None):
     """Put our failed task back in the queue after `delay_s`."""
-    now = now or _now()
+    now = now or now_utc()
     return db.tasks.find_one_and_update(
         {"_id": task_id, "status": "running", "worker_id": worker_id},
         {"$set": {"status": "queued", "run_after": now + timedelta(seconds=delay_s), "updated_at": now,
@@ -79,7 +79,7 @@ def requeue_expired(db, now=None, limit=100):
     Each decision is one conditional update on the lease we saw expire, so a task is never
     briefly queued with no attempts left (where another worker could run it once too often).
     """
-    now = now or _now()
+    now = now or now_utc()
     changed = []
     expired = list(db.tasks.find({"status": "running", "lease_expires_at": {"$lt": now}},
                                  {"attempts": 1, "max_attempts": 1, "lease_expires_at": 1}).limit(limit))
@@ -89,7 +89,7 @@ def requeue_expired(db, now=None, limit=100):
             changes = {"status": "failed", "finished_at": now,
                        "error": "worker lost (lease expired) and no attempts left"}
         else:
-            changes = {"status": "queued", "run_after": min(now, _now()), "last_error": "worker lost (lease expired)"}
+            changes = {"status": "queued", "run_after": min(now, now_utc()), "last_error": "worker lost (lease expired)"}
         changes.update(updated_at=now, worker_id=None, lease_expires_at=None)
         updated = db.tasks.find_one_and_update(seen, {"$set": changes}, return_document=ReturnDocument.AFTER)
         if updated:
@@ -99,7 +99,7 @@ def requeue_expired(db, now=None, limit=100):
 
 def cancel(db, task_id, now=None):
     """Cancel a queued task at once, or ask a running one to stop; returns (task, how) or (None, None)."""
-    now = now or _now()
+    now = now or now_utc()
     task = db.tasks.find_one_and_update(
         {"_id": task_id, "status": "queued"},
         {"$set": {"status": "cancelled", "finished_at": now, "updated_at": now}},
@@ -117,15 +117,5 @@ def get(db, task_id):
 
 
 def list_page(db, owner_id=None, status=None, task_type=None, limit=50, offset=0, sort="-created_at"):
-    query = {}
-    if owner_id:
-        query["owner_id"] = owner_id
-    if status:
-        query["status"] = status
-    if task_type:
-        query["task_type"] = task_type
-    field = sort.lstrip("-+")
-    direction = -1 if sort.startswith("-") else 1
-    items = list(db.tasks.find(query, {"result": 0}).sort([(field, direction), ("_id", direction)])
-                 .skip(offset).limit(limit))
-    return {"items": items, "total": db.tasks.count_documents(query)}
+    criteria = query.matching(owner_id=owner_id, status=status, task_type=task_type)
+    return query.page(db.tasks, criteria, sort, limit, offset, projection={"result": 0})

@@ -1,19 +1,19 @@
 """The `traffic_incidents` collection: accidents, roadworks and other events on the roads."""
 from pymongo import ReturnDocument
 
+from src.domain import now_utc
 from src.models import query
 
 TYPES = ("accident", "roadwork", "breakdown", "congestion", "event", "hazard", "other")
 STATUSES = ("reported", "responding", "cleared")
 
-_now = query.utcnow
 
 
 oid = query.object_id
 
 
 def create(db, doc):
-    now = _now()
+    now = now_utc()
     doc = dict(doc, updated_at=now)
     doc.setdefault("reported_at", now)
     doc.setdefault("status", "reported")
@@ -40,7 +40,7 @@ def update_if_status(db, incident_id, from_status, changes):
     if key is None:
         return None
     return db.traffic_incidents.find_one_and_update(
-        {"_id": key, "status": from_status}, {"$set": dict(changes, updated_at=_now())},
+        {"_id": key, "status": from_status}, {"$set": dict(changes, updated_at=now_utc())},
         return_document=ReturnDocument.AFTER)
 
 

@@ -2,6 +2,7 @@
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from src.domain import now_utc
 from src.models import query
 
 KINDS = ("ambulance", "fire", "police")
@@ -12,7 +13,6 @@ MAX_UNITS = 5000
 ASSIGNMENT_FIELDS = ("incident_id", "dispatched_at", "eta_min", "eta_at", "distance_km", "destination",
                      "arrived_at", "work_until")
 
-_now = query.utcnow
 
 
 def count(db):
@@ -21,7 +21,7 @@ def count(db):
 
 def insert_if_missing(db, unit):
     """Insert `unit` unless its unit_id exists; True if inserted. Safe when processes race."""
-    now = _now()
+    now = now_utc()
     try:
         result = db.units.update_one({"unit_id": unit["unit_id"]},
                                      {"$setOnInsert": dict(unit, created_at=now, updated_at=now)}, upsert=True)
@@ -61,7 +61,7 @@ def claim(db, unit_id, changes):
     The status condition makes this atomic, so two dispatchers can never claim one unit.
     """
     return db.units.find_one_and_update({"unit_id": unit_id, "status": "available"},
-                                        {"$set": dict(changes, updated_at=_now())},
+                                        {"$set": dict(changes, updated_at=now_utc())},
                                         return_document=ReturnDocument.AFTER)
 
 

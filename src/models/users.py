@@ -1,11 +1,11 @@
 """The `users` collection."""
 from pymongo import ReturnDocument
 
+from src.domain import now_utc
 from src.models import query
 
 ROLES = ("admin", "operator", "viewer")
 
-_now = query.utcnow
 
 
 _oid = query.object_id
@@ -13,7 +13,7 @@ _oid = query.object_id
 
 def create(db, email, username, password_hash, role, full_name=None):
     """Insert a user; a duplicate email or username raises DuplicateKeyError."""
-    now = _now()
+    now = now_utc()
     doc = {
         "email": email.lower(),
         "username": username,
@@ -48,7 +48,7 @@ def count(db):
 
 def update(db, user_id, fields):
     """Set `fields` and return the updated user, or None if there is no such user."""
-    changes = dict(fields, updated_at=_now())
+    changes = dict(fields, updated_at=now_utc())
     return db.users.find_one_and_update(
         {"_id": _oid(user_id)}, {"$set": changes}, return_document=ReturnDocument.AFTER
     )
@@ -56,11 +56,11 @@ def update(db, user_id, fields):
 
 def set_password(db, user_id, password_hash):
     """Store a new password hash."""
-    return update(db, user_id, {"password_hash": password_hash, "password_changed_at": _now()})
+    return update(db, user_id, {"password_hash": password_hash, "password_changed_at": now_utc()})
 
 
 def record_login(db, user_id):
-    db.users.update_one({"_id": _oid(user_id)}, {"$set": {"last_login_at": _now()}})
+    db.users.update_one({"_id": _oid(user_id)}, {"$set": {"last_login_at": now_utc()}})
 
 
 def page(db, role=None, active=None, limit=50, offset=0, sort="-created_at"):

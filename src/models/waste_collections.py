@@ -41,20 +41,6 @@ def transition(db, collection_id, from_status, to_status, changes=None):
 
 
 def list_page(db, status=None, district=None, start=None, end=None, limit=50, offset=0, sort="-scheduled_for"):
-    """A page of collections filtered by status, district and scheduled_for in [start, end): {items, total}."""
-    query = {}
-    if status:
-        query["status"] = status
-    if district:
-        query["district"] = district
-    if start or end:
-        query["scheduled_for"] = {}
-        if start:
-            query["scheduled_for"]["$gte"] = start
-        if end:
-            query["scheduled_for"]["$lt"] = end
-    field = sort.lstrip("-+")
-    direction = -1 if sort.startswith("-") else 1
-    items = list(db.waste_collections.find(query).sort([(field, direction), ("_id", direction)])
-                 .skip(offset).limit(limit))
-    return {"items": items, "total": db.waste_collections.count_documents(query)}
+    """A page of collections filtered by status, district and scheduled_for in [start, end)."""
+    criteria = query.within(query.matching(status=status, district=district), "scheduled_for", start, end)
+    return query.page(db.waste_collections, criteria, sort, limit, offset)

@@ -1,9 +1,7 @@
 """Room names, and who may join which. The only place room names are spelled."""
 
-MODULES = ("traffic", "environment", "waste", "energy", "emergency")
-READING_MODULES = ("traffic", "environment", "waste", "energy")
-SEVERITIES = ("low", "medium", "high", "critical")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES, start=1)}
+from src.domain import MODULES, SEVERITIES
+
 SYSTEM = "system"
 ADMIN = "admin"
 SENSOR_PREFIX = "sensor:"

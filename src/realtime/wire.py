@@ -3,7 +3,7 @@ from datetime import datetime
 
 from bson import ObjectId
 
-from src.schemas.common import isoformat_z
+from src.domain import isoformat_z
 
 
 def to_wire(value):

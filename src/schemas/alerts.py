@@ -5,7 +5,7 @@ import string
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from src.realtime.rooms import MODULES, READING_MODULES, SEVERITIES
+from src.domain import MODULES, READING_MODULES, SEVERITIES
 from src.models.alerts import STATUSES
 from src.models.rollups import METRICS
 from src.schemas.common import ObjectIdString, UTCDateTime

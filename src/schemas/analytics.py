@@ -2,7 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from webargs.fields import DelimitedList
 
-from src.realtime.rooms import READING_MODULES
+from src.domain import READING_MODULES
 from src.schemas.common import TIMEZONE_DOC, UTCDateTime, unique_items
 from src.schemas.readings import DISTRICT, SENSOR_ID
 

@@ -1,19 +1,9 @@
 """Fields and schemas shared by every area."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-
-def to_utc(value):
-    """An aware UTC datetime; naive values are taken to be UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def isoformat_z(value):
-    """ISO 8601 in UTC with a `Z`, millisecond precision (what MongoDB stores)."""
-    return to_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from src.domain import isoformat_z, now_utc, to_utc
 
 
 MIN_YEAR, MAX_YEAR = 1970, 2100
@@ -90,7 +80,3 @@ def not_in_future(value):
     """A field validator for times that report something that already happened."""
     if value > now_utc() + MAX_FUTURE:
         raise ValidationError("Time is in the future.")
-
-
-def now_utc():
-    return datetime.now(timezone.utc)

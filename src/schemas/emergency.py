@@ -1,7 +1,7 @@
 """Schemas for /api/emergency: units, incidents, dispatch, broadcasts, coverage and statistics."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from src.models.alerts import SEVERITY_RANK
+from src.domain import SEVERITIES
 from src.models.emergency_incidents import STATUSES as INCIDENT_STATUSES
 from src.models.emergency_incidents import TYPES
 from src.models.units import KINDS, STATUSES as UNIT_STATUSES
@@ -9,7 +9,6 @@ from src.schemas.common import ObjectIdString, UTCDateTime, not_in_future
 from src.schemas.pagination import PageArgs, TimeRangeArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT, GeoPoint
 
-SEVERITIES = tuple(SEVERITY_RANK)
 
 
 # Units

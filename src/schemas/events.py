@@ -2,7 +2,7 @@
 from bson import ObjectId
 from marshmallow import Schema, ValidationError, fields, validate
 
-from src.realtime.rooms import MODULES, SEVERITIES
+from src.domain import MODULES, SEVERITIES
 from src.schemas.common import UTCDateTime
 
 

@@ -3,7 +3,7 @@ from collections.abc import Mapping
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from src.realtime.rooms import READING_MODULES
+from src.domain import READING_MODULES
 from src.schemas.common import ObjectIdString, UTCDateTime, unique_items
 from src.schemas.pagination import PageArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT

@@ -3,13 +3,12 @@ import math
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from src.models.alerts import SEVERITY_RANK
+from src.domain import SEVERITIES
 from src.models.traffic_incidents import STATUSES, TYPES
 from src.schemas.common import ObjectIdString, UTCDateTime, not_in_future
 from src.schemas.pagination import TimeRangeArgs, page_of, sort_validator
 from src.schemas.readings import DISTRICT, SENSOR_ID, GeoPoint
 
-SEVERITIES = tuple(SEVERITY_RANK)
 
 
 class TrafficIncidentCreateSchema(Schema):

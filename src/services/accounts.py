@@ -93,8 +93,7 @@ def change_password(user, current_password, new_password):
 
 def list_users(role=None, active=None, limit=50, offset=0, sort="-created_at"):
     """A page of users, newest first."""
-    page = users.page(get_db(), role=role, active=active, limit=limit, offset=offset, sort=sort)
-    return dict(page, limit=limit, offset=offset)
+    return users.page(get_db(), role=role, active=active, limit=limit, offset=offset, sort=sort)
 
 
 def update_user(admin_claims, user_id, changes):

@@ -1,18 +1,15 @@
 """Operator actions on alerts: acknowledge and resolve, recorded and broadcast."""
 from src.db import get_db
+from src.domain import actor
 from src.errors import ApiError
 from src.realtime import broadcast
 from src.models import alerts
 from src.services.ingest import open_alert_index
 
 
-def _actor(user):
-    return {"id": str(user["_id"]), "email": user.get("email"), "username": user.get("username")}
-
-
 def acknowledge(alert_id, user, note=None):
     """Mark an active alert acknowledged by `user`; 404 if missing, 409 if not active."""
-    updated = alerts.acknowledge(get_db(), alert_id, _actor(user), note)
+    updated = alerts.acknowledge(get_db(), alert_id, actor(user), note)
     if updated is None:
         _refuse(alert_id, "acknowledged")
     broadcast.emit_alert_updated(updated, "acknowledged")
@@ -21,7 +18,7 @@ def acknowledge(alert_id, user, note=None):
 
 def resolve(alert_id, user, note=None):
     """Resolve an open alert by `user`; 404 if missing, 409 if already resolved."""
-    updated = alerts.resolve(get_db(), alert_id, _actor(user), note)
+    updated = alerts.resolve(get_db(), alert_id, actor(user), note)
     if updated is None:
         _refuse(alert_id, "resolved")
     open_alert_index().discard(alerts.open_key(updated.get("sensor_id"), updated.get("rule_id")))

@@ -14,8 +14,7 @@ def _invalidate():
 
 
 def list_rules(limit=50, offset=0, sort=None, module=None, enabled=None):
-    return dict(alert_rules.list_page(get_db(), module=module, enabled=enabled, limit=limit, offset=offset),
-                limit=limit, offset=offset)
+    return alert_rules.list_page(get_db(), module=module, enabled=enabled, limit=limit, offset=offset)
 
 
 def get_rule(rule_id):

@@ -1,5 +1,5 @@
 """Alert rule evaluation: pure, no I/O."""
-from src.models.alerts import SEVERITY_RANK
+from src.domain import SEVERITY_RANK
 
 OPERATORS = {
     "gt": lambda v, t: v > t,

@@ -7,8 +7,8 @@ local ones (CITY_TIMEZONE), and responses that group by them name the timezone.
 from datetime import timedelta
 
 from src.db import get_db
+from src.domain import MODULES, SEVERITIES, now_utc
 from src.models import alerts, emergency_incidents, rollups
-from src.schemas.common import now_utc
 from src.services import city, emergency, forecasting
 
 KEY_METRICS = {"traffic": ("vehicle_count", "average_speed", "congestion_level"),
@@ -39,15 +39,12 @@ def module_summary(db, module, start, end, district=None):
             "metrics": _summarise(rollups.finish(merged), KEY_METRICS[module])}
 
 
-ALERT_MODULES = ("traffic", "environment", "waste", "energy", "emergency")
-
-
-def alert_counts(db, start, end, modules=ALERT_MODULES):
+def alert_counts(db, start, end, modules=MODULES):
     """Alerts of `modules` created in [start, end), by module and by severity."""
     modules = list(modules)
     by_module = {m: alerts.count_created(db, start, end, module=m) for m in modules}
-    scope = None if set(modules) >= set(ALERT_MODULES) else modules
-    by_severity = {s: alerts.count_created(db, start, end, module=scope, severity=s) for s in alerts.SEVERITY_RANK}
+    scope = None if set(modules) >= set(MODULES) else modules
+    by_severity = {s: alerts.count_created(db, start, end, module=scope, severity=s) for s in SEVERITIES}
     return {"total": sum(by_module.values()), "by_module": by_module, "by_severity": by_severity}
 
 
@@ -177,7 +174,7 @@ def comprehensive_report(start=None, end=None, modules=None, progress=None):
     each section (background tasks report it).
     """
     start, end = default_range(start, end, timedelta(days=7))
-    modules = modules or list(ALERT_MODULES)
+    modules = modules or list(MODULES)
     db = get_db()
     rollups.refresh_if_stale(db)
     tz = city.timezone()
@@ -195,7 +192,7 @@ def comprehensive_report(start=None, end=None, modules=None, progress=None):
         else:
             section = emergency_section(db, start, end, resolution, tz)
         section["alerts"] = {s: alerts.count_created(db, start, end, module=module, severity=s)
-                             for s in alerts.SEVERITY_RANK}
+                             for s in SEVERITIES}
         report["modules"][module] = section
         if progress:
             progress(int(index / steps * 100), f"{module} done")

@@ -5,13 +5,10 @@ from flask import current_app
 
 from src.db import get_db
 from src.models import alerts, bins, emergency_incidents, rollups
-from src.schemas.common import now_utc
+from src.domain import MODULES, READING_MODULES, now_utc
 from src.services import analytics, city, emergency
 from src.services.latest import get_cache
 from src.services.realtime import latest_snapshot
-
-MODULES = ("traffic", "environment", "waste", "energy")
-
 
 def _mean(values):
     values = [v for v in values if v is not None]
@@ -45,7 +42,7 @@ def overview(extra=None):
     now = now_utc()
     hour_ago = now - timedelta(hours=1)
     modules = {}
-    for module in MODULES:
+    for module in READING_MODULES:
         readings = cache.snapshot(module)
         recent = rollups.hourly(db, module, start=hour_ago - timedelta(hours=1), end=now, limit=20000)
         modules[module] = {"sensors": len(readings),
@@ -83,7 +80,7 @@ def alerts_summary():
     db = get_db()
     now = now_utc()
     day_ago = now - timedelta(hours=24)
-    by_module = {m: alerts.count_open_by_severity(db, module=m) for m in MODULES + ("emergency",)}
+    by_module = {m: alerts.count_open_by_severity(db, module=m) for m in MODULES}
     return {"generated_at": now, "open_by_severity": alerts.count_open_by_severity(db),
             "open_by_module": {m: sum(v.values()) for m, v in by_module.items()},
             "last_24h": analytics.alert_counts(db, day_ago, now),
@@ -110,13 +107,13 @@ def weekly_statistics():
     days = local_days(now_utc().astimezone(tz).date(), 7, tz)
     start, end = days[0][1], days[-1][2]
     series = {m: {p["period_start"]: p for p in rollups.series(db, m, "day", start=start, end=end, per_sensor=False,
-                                                               tz=tz)} for m in MODULES}
+                                                               tz=tz)} for m in READING_MODULES}
     key_metric = {"traffic": "congestion_level", "environment": "aqi", "waste": "fill_level_pct",
                   "energy": "utilization_pct"}
     items = []
     for day, day_start, day_end in days:
         item = {"date": day.isoformat(), "alerts_created": alerts.count_created(db, day_start, day_end)}
-        for module in MODULES:
+        for module in READING_MODULES:
             period = series[module].get(day_start)
             metric = (period or {}).get("metrics", {}).get(key_metric[module]) or {}
             item[module] = {"readings": period["count"] if period else 0,

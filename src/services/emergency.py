@@ -17,8 +17,7 @@ from src.db import get_db
 from src.errors import ApiError
 from src.realtime import broadcast
 from src.models import alerts, emergency_incidents, units
-from src.models.alerts import SEVERITY_RANK
-from src.schemas.common import now_utc
+from src.domain import SEVERITY_RANK, actor, now_utc
 from src.schemas.emergency import EmergencyIncidentCreateSchema
 from src.services import city
 from src.services.routing import haversine_km
@@ -34,12 +33,6 @@ TRANSITIONS = {
 DISPATCH_RETRIES = 3
 # How long (minutes) simulated crews work on scene before a simulated incident is resolved.
 WORK_MIN = (4.0, 15.0)
-
-
-def _actor(user):
-    if user is None:
-        return None
-    return {"id": str(user["_id"]), "email": user.get("email"), "username": user.get("username")}
 
 
 def _point(location):
@@ -70,9 +63,8 @@ def seed_units(db):
 
 
 def list_units(limit=50, offset=0, sort="unit_id", kind=None, status=None, district=None):
-    page = units.list_page(get_db(), kind=kind, status=status, district=district, limit=limit, offset=offset,
+    return units.list_page(get_db(), kind=kind, status=status, district=district, limit=limit, offset=offset,
                            sort=sort)
-    return dict(page, limit=limit, offset=offset)
 
 
 def get_unit(unit_id):
@@ -117,7 +109,7 @@ def create_incident(data, user=None, source="api"):
         "type": data["type"], "severity": data["severity"], "severity_rank": SEVERITY_RANK[data["severity"]],
         "description": data.get("description", ""), "location": location,
         "district": data.get("district") or city.nearest_district(_point(location)), "source": source,
-        "reported_at": data.get("reported_at") or now_utc(), "reported_by": _actor(user), "status": "reported",
+        "reported_at": data.get("reported_at") or now_utc(), "reported_by": actor(user), "status": "reported",
     })
     text = f"{incident['severity'].capitalize()} {incident['type']} emergency reported in {incident['district']}"
     alert = _raise_alert(db, incident, "incident",
@@ -139,9 +131,8 @@ def _raise_alert(db, incident, alert_type, message, **extra):
 
 def list_incidents(limit=50, offset=0, sort="-reported_at", start=None, end=None, status=None, type=None,
                    severity=None, district=None):
-    page = emergency_incidents.list_page(get_db(), limit=limit, offset=offset, sort=sort, start=start, end=end,
+    return emergency_incidents.list_page(get_db(), limit=limit, offset=offset, sort=sort, start=start, end=end,
                                          status=status, incident_type=type, severity=severity, district=district)
-    return dict(page, limit=limit, offset=offset)
 
 
 def get_incident(incident_id):
@@ -169,11 +160,11 @@ def update_incident(incident_id, data, user=None):
         changes["on_scene_at"] = current.get("on_scene_at") or now
     elif target == "resolved":
         arrival = current.get("on_scene_at")
-        changes.update(resolved_at=now, resolved_by=_actor(user),
+        changes.update(resolved_at=now, resolved_by=actor(user),
                        response_time_s=round(((arrival or now) - current["reported_at"]).total_seconds(), 3),
                        response_time_basis="on_scene" if arrival else "resolved")
     elif target == "cancelled":
-        changes.update(cancelled_at=now, cancelled_by=_actor(user))
+        changes.update(cancelled_at=now, cancelled_by=actor(user))
     updated = emergency_incidents.update_if_status(db, incident_id, (current["status"],), changes)
     if updated is None:  # moved by someone else between our read and write
         _refuse(get_incident(incident_id)["status"], target)
@@ -185,7 +176,7 @@ def update_incident(incident_id, data, user=None):
         for unit in units.for_incident(db, key):
             units.release_to_base(db, unit, now)
         for alert_id in updated.get("alert_ids", []):
-            resolved = alerts.resolve(db, alert_id, _actor(user) or "system")
+            resolved = alerts.resolve(db, alert_id, actor(user) or "system")
             if resolved:
                 broadcast.emit_alert_updated(resolved, "resolved")
     return updated
@@ -331,9 +322,8 @@ def broadcast_public_alert(data, user):
 
 
 def list_public_alerts(limit=50, offset=0, sort="-created_at", district=None, severity=None):
-    page = emergency_incidents.public_alerts_page(get_db(), limit=limit, offset=offset, sort=sort,
+    return emergency_incidents.public_alerts_page(get_db(), limit=limit, offset=offset, sort=sort,
                                                   district=district, severity=severity)
-    return dict(page, limit=limit, offset=offset)
 
 
 # Analysis

@@ -8,7 +8,7 @@ from pymongo.errors import DuplicateKeyError
 from src.db import get_db
 from src.errors import ApiError
 from src.models import grids, rollups
-from src.schemas.common import now_utc
+from src.domain import now_utc
 from src.services import city
 from src.services.history import REQUEST_ROLLUP_BUDGET
 from src.services.latest import get_cache
@@ -48,8 +48,7 @@ def seed_grids(db):
 
 
 def list_grids(limit=50, offset=0, sort="grid_id", district=None):
-    page = grids.list_page(get_db(), district=district, limit=limit, offset=offset, sort=sort)
-    return dict(page, limit=limit, offset=offset)
+    return grids.list_page(get_db(), district=district, limit=limit, offset=offset, sort=sort)
 
 
 def get_grid(grid_id):

@@ -5,7 +5,7 @@ from flask import current_app
 
 from src.db import get_db
 from src.models import rollups
-from src.schemas.common import now_utc
+from src.domain import now_utc
 from src.services import city
 from src.services.aqi import category
 from src.services.latest import get_cache

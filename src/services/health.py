@@ -4,7 +4,7 @@ import time
 from flask import current_app
 
 from src import db, outages, redis_client
-from src.schemas.common import isoformat_z, now_utc
+from src.domain import isoformat_z, now_utc
 
 _started = time.monotonic()
 # Other components (socket metrics, scheduler) register a callable returning a dict.

@@ -7,7 +7,7 @@ from flask import current_app
 
 from src.db import get_db
 from src.realtime import broadcast, metrics
-from src.realtime.rooms import READING_MODULES
+from src.domain import READING_MODULES
 from src.extensions import socketio
 from src.models import alerts, job_stats, latest, readings, revoked_tokens, rollups
 from src.redis_client import UNAVAILABLE, attempt

@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 from src.db import get_db, is_embedded
 from src.realtime import broadcast, metrics
 from src.models import alert_rules, alerts, bins, grids, latest, readings
-from src.schemas.common import now_utc
+from src.domain import now_utc
 from src.schemas.readings import ID_FIELDS, READING_SCHEMAS
 from src.services import alerting, energy
 from src.services.aqi import compute_aqi

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from src.db import get_db, is_embedded
 from src.models import latest as latest_model
-from src.schemas.common import now_utc
+from src.domain import now_utc
 
 REFRESH_S = 2.0
 

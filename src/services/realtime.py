@@ -7,10 +7,9 @@ from flask import current_app
 from src.db import get_db
 from src.errors import ApiError
 from src.realtime import broadcast, seam
-from src.realtime.rooms import READING_MODULES
+from src.domain import READING_MODULES, isoformat_z, now_utc
 from src.realtime.wire import to_wire
 from src.models import alerts
-from src.schemas.common import isoformat_z, now_utc
 from src.services.latest import get_cache
 
 

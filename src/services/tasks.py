@@ -7,7 +7,7 @@ from src.errors import ApiError
 from src.realtime import broadcast
 from src.models import tasks
 from src.redis_client import attempt
-from src.schemas.common import now_utc
+from src.domain import now_utc
 from src.services import task_types
 
 
@@ -59,9 +59,8 @@ def visible_task(task_id, user):
 def list_tasks(user, limit=50, offset=0, sort="-created_at", status=None, task_type=None, owner=None):
     """The caller's tasks; admins see everyone's, or one owner's with `owner`."""
     owner_id = (owner if user["role"] == "admin" else str(user["_id"]))
-    page = tasks.list_page(get_db(), owner_id=owner_id, status=status, task_type=task_type, limit=limit,
+    return tasks.list_page(get_db(), owner_id=owner_id, status=status, task_type=task_type, limit=limit,
                            offset=offset, sort=sort)
-    return dict(page, limit=limit, offset=offset)
 
 
 def cancel(task_id, user):

@@ -22,8 +22,7 @@ from src.db import get_db
 from src.errors import ApiError
 from src.realtime import broadcast
 from src.models import alerts, traffic_incidents
-from src.models.alerts import SEVERITY_RANK
-from src.schemas.common import now_utc
+from src.domain import SEVERITY_RANK, actor, now_utc
 from src.schemas.traffic import TrafficIncidentCreateSchema
 from src.services import city, routing, signals
 from src.services.latest import get_cache
@@ -39,12 +38,6 @@ def _city_sensors():
     """The seeded city's traffic sensors, as configured (count and seed)."""
     config = current_app.config
     return city.traffic_sensors(config["SIM_TRAFFIC_SENSORS"], config["SIMULATION_SEED"])
-
-
-def _actor(user):
-    if user is None:
-        return None
-    return {"id": str(user["_id"]), "email": user.get("email"), "username": user.get("username")}
 
 
 def _latest_traffic():
@@ -82,7 +75,7 @@ def create_incident(data, user=None, source="api"):
         "description": data.get("description", ""), "location": location,
         "district": data.get("district") or city.nearest_district(point),
         "sensor_id": data.get("sensor_id"), "road_id": data.get("road_id"), "source": source,
-        "reported_at": data.get("reported_at") or now_utc(), "reported_by": _actor(user), "status": "reported",
+        "reported_at": data.get("reported_at") or now_utc(), "reported_by": actor(user), "status": "reported",
     })
     if incident["severity"] in ALERT_SEVERITIES:
         alert = alerts.insert_event_alert(db, {
@@ -105,9 +98,8 @@ def _alert_message(incident):
 
 def list_incidents(limit=50, offset=0, sort="-reported_at", start=None, end=None, status=None, district=None,
                    severity=None, type=None):
-    page = traffic_incidents.list_page(get_db(), limit=limit, offset=offset, sort=sort, start=start, end=end,
+    return traffic_incidents.list_page(get_db(), limit=limit, offset=offset, sort=sort, start=start, end=end,
                                        status=status, district=district, severity=severity, incident_type=type)
-    return dict(page, limit=limit, offset=offset)
 
 
 def get_incident(incident_id):
@@ -129,14 +121,14 @@ def update_incident(incident_id, data, user=None):
     if previous is None or current["status"] != previous:
         _refuse(current["status"], target)
     now = now_utc()
-    changes = {"status": target, f"{target}_at": now, f"{target}_by": _actor(user)}
+    changes = {"status": target, f"{target}_at": now, f"{target}_by": actor(user)}
     if data.get("note") is not None:
         changes["note"] = data["note"]
     updated = traffic_incidents.update_if_status(db, incident_id, previous, changes)
     if updated is None:  # someone else moved it between our read and write
         _refuse(get_incident(incident_id)["status"], target)
     if target == "cleared" and updated.get("alert_id"):
-        resolved = alerts.resolve(db, updated["alert_id"], _actor(user) or "system")
+        resolved = alerts.resolve(db, updated["alert_id"], actor(user) or "system")
         if resolved:
             broadcast.emit_alert_updated(resolved, "resolved")
     return updated

@@ -3,7 +3,7 @@ from src.db import get_db
 from src.errors import ApiError
 from src.extensions import socketio
 from src.models import bins, waste_collections
-from src.schemas.common import now_utc
+from src.domain import actor, now_utc
 from src.services import city, routing
 
 MAX_ROUTE_BINS = 1000
@@ -11,9 +11,8 @@ DEFAULT_FILL_THRESHOLD = 80.0
 
 
 def list_bins(limit=50, offset=0, sort="bin_id", district=None, waste_type=None, min_fill=None):
-    page = bins.list_page(get_db(), district=district, waste_type=waste_type, min_fill=min_fill, limit=limit,
+    return bins.list_page(get_db(), district=district, waste_type=waste_type, min_fill=min_fill, limit=limit,
                           offset=offset, sort=sort)
-    return dict(page, limit=limit, offset=offset)
 
 
 def get_bin(bin_id):
@@ -108,16 +107,9 @@ def optimise_route(district=None, fill_threshold=DEFAULT_FILL_THRESHOLD, bin_ids
 
 # Collections
 
-def _actor(user):
-    if user is None:
-        return "system"
-    return {"id": str(user["_id"]), "email": user.get("email"), "username": user.get("username")}
-
-
 def list_collections(limit=50, offset=0, sort="-scheduled_for", start=None, end=None, status=None, district=None):
-    page = waste_collections.list_page(get_db(), status=status, district=district, start=start, end=end,
+    return waste_collections.list_page(get_db(), status=status, district=district, start=start, end=end,
                                        limit=limit, offset=offset, sort=sort)
-    return dict(page, limit=limit, offset=offset)
 
 
 def get_collection(collection_id):
@@ -152,7 +144,7 @@ def create_collection(data, user=None, yield_fn=None):
         "fill_threshold": threshold,
         "status": "scheduled",
         "route": {key: plan[key] for key in ("stops", "distance_km", "nearest_neighbour_km", "improvement_pct")},
-        "created_by": _actor(user),
+        "created_by": actor(user, anonymous="system"),
     }
     if district:
         doc["district"] = district
@@ -181,7 +173,7 @@ def update_collection_status(collection_id, data, user=None, source="api"):
     now = now_utc()
     changes = {"started_at": now} if status == "in_progress" else {}
     if status == "cancelled":
-        changes.update(cancelled_at=now, cancelled_by=_actor(user))
+        changes.update(cancelled_at=now, cancelled_by=actor(user, anonymous="system"))
     if data.get("note") is not None:
         changes["note"] = data["note"]
     return _claim(get_db(), collection_id, status, changes)
@@ -196,7 +188,8 @@ def complete_collection(collection_id, user=None, source="api", note=None):
     present = bins.existing_ids(db, current.get("bin_ids") or [])
     emptied_ids = [b for b in current.get("bin_ids") or [] if b in present]
     now = now_utc()
-    changes = {"completed_at": now, "completed_by": _actor(user), "bins_emptied": len(emptied_ids)}
+    changes = {"completed_at": now, "completed_by": actor(user, anonymous="system"),
+               "bins_emptied": len(emptied_ids)}
     if note is not None:
         changes["note"] = note
     # Claim the transition first so two completions never both empty the bins.

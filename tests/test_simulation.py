@@ -9,7 +9,7 @@ from src.models import alerts, readings
 from src.schemas.readings import READING_SCHEMAS
 from src.schedulers import housekeeping as housekeeping_jobs
 from src.schedulers import simulators
-from src.services import city_models, simulation
+from src.services import city_behaviour, simulation
 
 NEW_YORK = ZoneInfo("America/New_York")
 WEDNESDAY = datetime(2026, 6, 10, tzinfo=NEW_YORK)  # a weekday in summer
@@ -44,7 +44,7 @@ def test_solar_is_zero_at_night_and_positive_at_noon(sim_app):
     noon = simulator.energy_readings(at(13))
     assert all(r["solar_mw"] == 0.0 for r in night)
     assert all(r["solar_mw"] > 0 for r in noon)
-    assert city_models.solar_elevation_deg(at(13), -73.98, 40.75) > 60  # June, near solar noon in New York
+    assert city_behaviour.solar_elevation_deg(at(13), -73.98, 40.75) > 60  # June, near solar noon in New York
 
 
 def test_temperature_and_noise_follow_the_day(sim_app):

@@ -14,9 +14,9 @@ from src.events.sessions import clients
 from src.realtime import broadcast, metrics, seam
 from src.realtime import rooms as room_names
 from src.extensions import socketio
-from src.domain import isoformat_z, now_utc
+from src.domain import MODULES, SEVERITIES, isoformat_z, now_utc
 from src.schemas.events import EmptySchema, RealTimeRequestSchema, RoomSchema, SubscribeAlertsSchema
-from src.services import realtime
+from src.services import alert_replay, latest
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +155,15 @@ def on_subscribe_alerts(client, data):
     """Replace the alert subscription; with `since`, replay missed alerts first."""
     modules, severities = data["modules"], data["severity_levels"]
     wanted = room_names.alert_rooms(modules, severities)
-    since = realtime.resolve_since(data["since"]) if data["since"] is not None else None  # may refuse: rooms untouched
+    since = alert_replay.resolve_since(data["since"]) if data["since"] is not None else None  # may refuse: rooms untouched
     if since is not None:
         seam.guards.open(request.sid)  # before joining: live copies from now on are tracked
     _set_alert_rooms(wanted)
-    client["subscription"] = {"modules": modules or list(room_names.MODULES),
-                              "severity_levels": severities or list(room_names.SEVERITIES)}
+    client["subscription"] = {"modules": modules or list(MODULES),
+                              "severity_levels": severities or list(SEVERITIES)}
     result = {"subscription": client["subscription"], "rooms": len(wanted)}
     if since is not None:
-        result.update(realtime.replay_missed(request.sid, modules, severities, since))
+        result.update(alert_replay.replay_missed(request.sid, modules, severities, since))
     return result
 
 
@@ -179,7 +179,7 @@ def on_unsubscribe_alerts(client, data):
 @client_event("request_real_time_data", RealTimeRequestSchema)
 def on_request_real_time_data(client, data):
     """Latest reading per sensor for a module (or all), from the cache."""
-    snapshot = realtime.latest_snapshot(data["data_type"])
+    snapshot = latest.latest_snapshot(data["data_type"])
     if not getattr(guard.event_context, "ack_requested", False):
         broadcast.emit_real_time_data(snapshot)
     return snapshot

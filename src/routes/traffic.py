@@ -16,7 +16,7 @@ from src.schemas.traffic import (
     TrafficRouteRequestSchema,
     TrafficRouteSchema,
 )
-from src.services import traffic_ops
+from src.services import traffic
 
 blp = Blueprint("traffic", __name__, url_prefix="/api/traffic", description="Traffic sensors and operations")
 add_reading_routes(blp, "traffic")
@@ -29,14 +29,14 @@ class Incidents(MethodView):
     @blp.response(200, TrafficIncidentPageSchema)
     def get(self, **args):
         """Traffic incidents filtered by status, district, severity, type and reported time."""
-        return traffic_ops.list_incidents(**args)
+        return traffic.list_incidents(**args)
 
     @roles_required("operator", "admin")
     @blp.arguments(TrafficIncidentCreateSchema)
     @blp.response(201, TrafficIncidentSchema)
     def post(self, body):
         """Report a traffic incident; high/critical ones raise a traffic alert."""
-        return traffic_ops.create_incident(body, auth.current_user(), source="api")
+        return traffic.create_incident(body, auth.current_user(), source="api")
 
 
 @blp.route("/incidents/<incident_id>")
@@ -45,14 +45,14 @@ class Incident(MethodView):
     @blp.response(200, TrafficIncidentSchema)
     def get(self, incident_id):
         """One traffic incident."""
-        return traffic_ops.get_incident(incident_id)
+        return traffic.get_incident(incident_id)
 
     @roles_required("operator", "admin")
     @blp.arguments(TrafficIncidentUpdateSchema)
     @blp.response(200, TrafficIncidentSchema)
     def patch(self, body, incident_id):
         """Move an incident along reported -> responding -> cleared (409 otherwise)."""
-        return traffic_ops.update_incident(incident_id, body, auth.current_user())
+        return traffic.update_incident(incident_id, body, auth.current_user())
 
 
 @blp.route("/optimization/signals")
@@ -61,7 +61,7 @@ class Incident(MethodView):
 @blp.response(200, SignalPlansSchema)
 def signal_plans(**args):
     """Webster signal timings per intersection from the latest flows (vehicle_count x 60 veh/h)."""
-    return traffic_ops.signal_timings(**args)
+    return traffic.signal_timings(**args)
 
 
 @blp.route("/optimization/routes", methods=["POST"])
@@ -70,4 +70,4 @@ def signal_plans(**args):
 @blp.response(200, TrafficRouteSchema)
 def plan_route(body):
     """Fastest route (A*) between two points or intersections under current congestion."""
-    return traffic_ops.plan_route(body["origin"], body["destination"])
+    return traffic.plan_route(body["origin"], body["destination"])

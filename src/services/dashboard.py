@@ -7,8 +7,7 @@ from src.db import get_db
 from src.models import alerts, bins, emergency_incidents, rollups
 from src.domain import MODULES, READING_MODULES, now_utc
 from src.services import analytics, city, emergency
-from src.services.latest import get_cache
-from src.services.realtime import latest_snapshot
+from src.services.latest import get_cache, latest_snapshot
 
 def _mean(values):
     values = [v for v in values if v is not None]

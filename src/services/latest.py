@@ -8,9 +8,12 @@ import threading
 import time
 from datetime import timedelta
 
+from flask import current_app
+
 from src.db import get_db, is_embedded
+from src.domain import READING_MODULES, isoformat_z, now_utc
 from src.models import latest as latest_model
-from src.domain import now_utc
+from src.realtime.wire import to_wire
 
 REFRESH_S = 2.0
 
@@ -79,3 +82,11 @@ def get_cache(app):
 
 def init_app(app):
     app.extensions["latest_cache"] = LatestCache()
+
+
+def latest_snapshot(data_type):
+    """Latest reading per sensor for one module or all, from the cache (never history)."""
+    modules = READING_MODULES if data_type == "all" else (data_type,)
+    cache = get_cache(current_app)
+    data = {module: to_wire(cache.snapshot(module)) for module in modules}
+    return {"data_type": data_type, "data": data, "server_time": isoformat_z(now_utc())}

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from src.services import city, city_models
+from src.services import city, city_behaviour
 from src.services.ingest import ingest
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class CitySimulator:
     # traffic
 
     def traffic_readings(self, now):
-        profile = city_models.traffic_profile(self.local(now))
+        profile = city_behaviour.traffic_profile(self.local(now))
         readings, volumes = [], {}
         for sensor in self.traffic_sensors:
             intensity = city.district_profile(sensor["district"])["traffic"]
@@ -64,14 +64,14 @@ class CitySimulator:
             if sensor["sensor_id"] in self.traffic_incidents:
                 ratio = max(ratio, 1.1)
             volumes.setdefault(sensor["district"], []).append(min(ratio, 1.3))
-            congestion = city_models.congestion_from_volume(ratio)
+            congestion = city_behaviour.congestion_from_volume(ratio)
             served = min(ratio, 1.0) * LANE_CAPACITY_PER_MIN
             free_speed = 55.0 if sensor["node"].split("-")[1] in ("0", "3", "6") else 42.0
             readings.append({
                 "sensor_id": sensor["sensor_id"], "district": sensor["district"],
                 "location": city.geo_point(sensor["location"]), "timestamp": now,
                 "vehicle_count": max(0, int(round(served + self.rng.gauss(0, 1.5)))),
-                "average_speed": city_models.speed_from_congestion(free_speed, congestion),
+                "average_speed": city_behaviour.speed_from_congestion(free_speed, congestion),
                 "congestion_level": congestion,
                 "occupancy_pct": round(min(100.0, ratio * 70), 1),
             })
@@ -105,7 +105,7 @@ class CitySimulator:
                 del self.episodes[district]
         if self.rng.random() < 0.02:
             self.episodes[self.rng.choice(city.DISTRICT_NAMES)] = self.rng.randint(4, 12)
-        traffic = city_models.traffic_profile(local)
+        traffic = city_behaviour.traffic_profile(local)
         readings = []
         for sensor in self.environment_sensors:
             district = sensor["district"]
@@ -123,8 +123,8 @@ class CitySimulator:
                 "o3": round(max(0.0, 20 + 25 * math.sin(math.pi * max(0, local.hour - 6) / 14) + self.rng.gauss(0, 3)), 1),
                 "co2": round(410 + 70 * near + self.rng.gauss(0, 5), 1),
                 "noise_db": round(min(120.0, 42 + 30 * near + self.rng.gauss(0, 2)), 1),
-                "temperature_c": round(city_models.temperature_c(local) + self.rng.gauss(0, 0.4), 1),
-                "humidity_pct": round(min(100.0, max(10.0, 65 - 2 * (city_models.temperature_c(local) - 12)
+                "temperature_c": round(city_behaviour.temperature_c(local) + self.rng.gauss(0, 0.4), 1),
+                "humidity_pct": round(min(100.0, max(10.0, 65 - 2 * (city_behaviour.temperature_c(local) - 12)
                                                      + self.rng.gauss(0, 3))), 1),
             })
         return readings
@@ -165,14 +165,14 @@ class CitySimulator:
         readings = []
         for entity in self.bins:
             factor = city.district_profile(entity["district"])["fill"]
-            rate = city_models.bin_fill_rate_pct_per_hour(local, factor, entity["waste_type"], self.hours_to_fill)
+            rate = city_behaviour.bin_fill_rate_pct_per_hour(local, factor, entity["waste_type"], self.hours_to_fill)
             self.fill[entity["bin_id"]] = min(100.0, self.fill[entity["bin_id"]] + rate * hours * self.rng.uniform(0.7, 1.3))
             hot = entity["bin_id"] in self.hot_bins
             level = self.reported[entity["bin_id"]] = round(self.fill[entity["bin_id"]], 1)
             readings.append({"bin_id": entity["bin_id"], "timestamp": now,
                              "fill_level_pct": level,
                              "temperature_c": round(self.rng.uniform(62, 80) if hot else
-                                                    city_models.temperature_c(local) + self.rng.uniform(0, 4), 1),
+                                                    city_behaviour.temperature_c(local) + self.rng.uniform(0, 4), 1),
                              "battery_pct": round(max(5.0, 100 - (int(entity["bin_id"][-3:]) % 40)), 1)})
         return readings
 
@@ -196,15 +196,15 @@ class CitySimulator:
     def energy_readings(self, now):
         self.step_weather()
         local = self.local(now)
-        demand = city_models.demand_profile(local)
+        demand = city_behaviour.demand_profile(local)
         # A meter reports the energy since its previous reading; the first covers one interval.
         metered_h = self.hours_since("energy", now) or self.energy_interval_h
         readings = []
         for grid in self.grids:
             lng, lat = grid["location"]
-            elevation = city_models.solar_elevation_deg(now, lng, lat)
-            solar = city_models.solar_output_mw(grid["solar_capacity_mw"], elevation, self.cloud)
-            wind = city_models.wind_output_mw(grid["wind_capacity_mw"], self.wind_ms * self.rng.uniform(0.9, 1.1))
+            elevation = city_behaviour.solar_elevation_deg(now, lng, lat)
+            solar = city_behaviour.solar_output_mw(grid["solar_capacity_mw"], elevation, self.cloud)
+            wind = city_behaviour.wind_output_mw(grid["wind_capacity_mw"], self.wind_ms * self.rng.uniform(0.9, 1.1))
             load = grid["capacity_mw"] * demand * self.rng.uniform(0.9, 1.12)
             excursion = self.rng.random() < 0.01
             frequency = self.nominal_hz + (self.rng.choice((-1, 1)) * self.rng.uniform(0.55, 0.8) if excursion
@@ -240,12 +240,12 @@ def tick_traffic(now):
 
 def _report_traffic_incident(simulator, sensor):
     try:
-        from src.services import traffic_ops
+        from src.services import traffic
     except ImportError:  # the traffic operations module is optional for the simulator
         return
     kind = simulator.rng.choice(("accident", "breakdown", "roadwork", "hazard"))
     severity = simulator.rng.choice(("medium", "high", "high", "critical"))
-    traffic_ops.create_incident({"type": kind, "severity": severity, "sensor_id": sensor["sensor_id"],
+    traffic.create_incident({"type": kind, "severity": severity, "sensor_id": sensor["sensor_id"],
                                  "location": city.geo_point(sensor["location"]), "district": sensor["district"],
                                  "description": f"Simulated {kind} near {sensor['sensor_id']}"}, source=SOURCE)
 

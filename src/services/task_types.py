@@ -48,10 +48,10 @@ def waste_route_optimization(data, ctx):
 
 
 def traffic_signal_retiming(data, ctx):
-    from src.services import traffic_ops
+    from src.services import traffic
 
     ctx.progress(10, "reading current flows")
-    timings = traffic_ops.signal_timings(district=data.get("district"), yield_fn=ctx.yield_fn)
+    timings = traffic.signal_timings(district=data.get("district"), yield_fn=ctx.yield_fn)
     return to_wire(timings)
 
 

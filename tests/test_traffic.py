@@ -11,7 +11,7 @@ import pytest
 from src import create_app
 from src.db import get_db
 from src.realtime import broadcast
-from src.services import city, routing, signals, traffic_ops
+from src.services import city, routing, signals, traffic
 from src.services.latest import get_cache
 from tests.conftest import bearer, drop_database, make_config
 
@@ -189,7 +189,7 @@ def test_critical_flow_is_the_highest_of_a_phase_and_newest_reading_counts(clien
         {"sensor_id": "XTRA-2", "vehicle_count": 12, "location": node_point("N-5-4")},
     ])
     with client.application.test_request_context():
-        [plan] = traffic_ops.signal_timings(district="Downtown")["items"]
+        [plan] = traffic.signal_timings(district="Downtown")["items"]
     # ns = max(600, 720) = 720, ew = 480: Y = 0.4 + 0.2667, C = 17 / (1/3) = 51 s, greens 25.8 / 17.2.
     assert plan["phases"]["ns"] == {"flow_veh_h": 720.0, "green_s": 25.8}
     assert plan["phases"]["ew"] == {"flow_veh_h": 480.0, "green_s": 17.2}
@@ -238,7 +238,7 @@ def test_congestion_applies_to_roads_touching_the_sensor(client, admin_headers):
     readings = [{"sensor_id": "TRF-017", "congestion_level": 80.0},
                 {"sensor_id": "XTRA-9", "congestion_level": 30.0, "location": node_point("N-3-5")}]
     with client.application.test_request_context():
-        congestion = traffic_ops.congestion_by_road(readings)
+        congestion = traffic.congestion_by_road(readings)
     # N-3-6 (TRF-017) touches H-3-5, H-3-6, V-2-6, V-3-6; N-3-5 touches H-3-4, H-3-5, V-2-5.
     assert congestion == {"H-3-5": 80.0, "H-3-6": 80.0, "V-2-6": 80.0, "V-3-6": 80.0, "H-3-4": 30.0, "V-2-5": 30.0}
 

@@ -1,4 +1,4 @@
-"""What Socket.IO handlers need beyond rooms: latest snapshots and missed-alert replay."""
+"""Missed-alert replay: what `subscribe_alerts` with `since` sends before live delivery."""
 from datetime import datetime
 
 from bson import ObjectId
@@ -7,18 +7,8 @@ from flask import current_app
 from src.db import get_db
 from src.errors import ApiError
 from src.realtime import broadcast, seam
-from src.domain import READING_MODULES, isoformat_z, now_utc
-from src.realtime.wire import to_wire
+from src.domain import isoformat_z
 from src.models import alerts
-from src.services.latest import get_cache
-
-
-def latest_snapshot(data_type):
-    """Latest reading per sensor for one module or all, from the cache (never history)."""
-    modules = READING_MODULES if data_type == "all" else (data_type,)
-    cache = get_cache(current_app)
-    data = {module: to_wire(cache.snapshot(module)) for module in modules}
-    return {"data_type": data_type, "data": data, "server_time": isoformat_z(now_utc())}
 
 
 def resolve_since(since):

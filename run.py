@@ -24,7 +24,7 @@ import time  # noqa: E402
 from src import create_app  # noqa: E402
 from src import http_server  # noqa: E402
 from src.config import ConfigError  # noqa: E402
-from src.events import sessions  # noqa: E402
+from src.events import sweeper  # noqa: E402
 from src.schedulers import start_scheduler, stop_scheduler  # noqa: E402
 from src.services import watchdog  # noqa: E402
 from src.services.task_worker import start_pool  # noqa: E402
@@ -65,7 +65,7 @@ def main(argv):
         run_headless(app, "--scheduler-only")
     else:
         start_pool(app)
-        sessions.start_sweeper(app)
+        sweeper.start_sweeper(app)
         serve(app)
 
 

@@ -101,12 +101,12 @@ def register_blueprints(app):
 
 def register_socket_handlers(app):
     """The Socket.IO event handlers (registered once on the shared SocketIO object)."""
-    from src.events import guard, handlers, sessions  # noqa: F401 (importing handlers registers them)
+    from src.events import guard, handlers, sweeper  # noqa: F401 (importing handlers registers them)
     from src.realtime import metrics
     from src.services import health
 
     guard.install(socketio.server)
-    health.register_provider("realtime", lambda app: dict(metrics.snapshot(socketio), **sessions.stats()))
+    health.register_provider("realtime", lambda app: dict(metrics.snapshot(socketio), **sweeper.stats()))
     health.register_provider("scheduler", schedulers.status)
     health.register_provider("http", lambda app: http_server.stats())
 

@@ -7,7 +7,6 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 from werkzeug.exceptions import HTTPException
 
 from src import outages
-from src.models.rollups import RangeTooLarge
 
 # Errors that mean MongoDB is unreachable or not answering: 503, not 500. (AutoReconnect,
 # NetworkTimeout and ServerSelectionTimeoutError are all ConnectionFailure subclasses.)
@@ -43,6 +42,17 @@ class ApiError(Exception):
         self.status = status or self.status
         self.error = error or self.error or ERROR_CODES.get(self.status, "error")
         self.errors = errors
+
+
+class RangeTooLarge(ApiError):
+    """An aggregate over more history than a request may read."""
+
+    status = 422
+    error = "range_too_large"
+
+    def __init__(self, detail):
+        super().__init__(f"The range is too large for one request: {detail}. City-wide and district aggregates "
+                         "take any range; for raw data over long ranges submit a data_export task.")
 
 
 def error_body(status, message=None, error=None, errors=None):
@@ -127,13 +137,6 @@ def handle_duplicate_key(exc):
     return error_response(409, "A record with this value already exists", "conflict", errors)
 
 
-def handle_range_too_large(exc):
-    """An aggregate over more history than a request may read."""
-    return error_response(422, f"The range is too large for one request: {exc}. City-wide and district "
-                               "aggregates take any range; for raw data over long ranges submit a "
-                               "data_export task.", "range_too_large")
-
-
 def handle_unstorable_text(exc):
     """Text that cannot be stored (a lone surrogate) that got past the JSON loader."""
     return error_response(400, "The request contains text that is not valid Unicode", "bad_request")
@@ -161,7 +164,6 @@ def register_error_handlers(app):
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(DuplicateKeyError, handle_duplicate_key)
     app.register_error_handler(UnicodeEncodeError, handle_unstorable_text)
-    app.register_error_handler(RangeTooLarge, handle_range_too_large)
     for exc_class in UNAVAILABLE_ERRORS:
         app.register_error_handler(exc_class, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -46,20 +46,53 @@ def test_only_the_broadcast_module_emits():
     assert offenders == []
 
 
-def test_imports_point_downward():
-    """routes/events/schedulers -> services -> models; realtime, schemas and models never import services."""
-    layers = {"models": {"services", "routes", "events", "schedulers", "realtime"},
-              "realtime": {"services", "routes", "events", "schedulers"},
-              "schemas": {"services", "routes", "events", "schedulers"},
-              "services": {"routes", "events", "schedulers"}}
+TOP = {"routes", "events", "schedulers"}
+# What each layer (a package, or a single module) must not import: routes/events/schedulers ->
+# services -> realtime -> models -> errors/domain, with schemas beside services (they validate
+# and dump, and know nothing of sockets or storage).
+LAYERS = {
+    "domain.py": {"*"},
+    "errors.py": TOP | {"services", "realtime", "schemas", "models"},
+    "models": TOP | {"services", "realtime", "schemas"},
+    "realtime": TOP | {"services", "schemas"},
+    "schemas": TOP | {"services", "realtime"},
+    "services": TOP,
+    "schedulers": {"routes", "events"},
+    "events": {"routes", "schedulers"},
+}
+
+
+def upward_imports(layers=LAYERS, root=os.path.join(ROOT, "src")):
+    """'src/<file> imports src.<module>' for every import a layer must not make."""
     offenders = []
     for layer, forbidden in layers.items():
-        folder = os.path.join(ROOT, "src", layer)
-        for name in os.listdir(folder):
-            if not name.endswith(".py"):
-                continue
-            text = open(os.path.join(folder, name), encoding="utf-8").read()
+        path = os.path.join(root, layer)
+        files = [path] if layer.endswith(".py") else [os.path.join(path, n) for n in os.listdir(path)
+                                                      if n.endswith(".py")]
+        for file in files:
+            text = open(file, encoding="utf-8").read()
             for imported in re.findall(r"^\s*(?:from|import) src\.(\w+)", text, flags=re.M):
-                if imported in forbidden:
-                    offenders.append(f"src/{layer}/{name} imports src.{imported}")
-    assert offenders == []
+                if "*" in forbidden or imported in forbidden or f"{imported}.py" in forbidden:
+                    offenders.append(f"src/{os.path.relpath(file, root)} imports src.{imported}")
+    return offenders
+
+
+def test_imports_point_downward():
+    """No layer imports one above it (see LAYERS)."""
+    assert upward_imports() == []
+
+
+def test_the_layering_check_catches_each_upward_import(tmp_path):
+    """The seams issue 16 removed would each fail the check again."""
+    for layer, line in [("realtime/wire.py", "from src.schemas.common import isoformat_z"),
+                        ("errors.py", "from src.models.rollups import RangeTooLarge"),
+                        ("schedulers/housekeeping.py", "from src.events.handlers import clients"),
+                        ("schemas/alerts.py", "from src.realtime.rooms import MODULES"),
+                        ("domain.py", "from src.config import get_config")]:
+        root = tmp_path / layer.replace("/", "_").replace(".py", "")
+        target = root / layer
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(line + "\n")
+        name = layer if layer.endswith(".py") and "/" not in layer else layer.split("/")[0]
+        module = re.match(r"from src\.(\w+)", line).group(1)
+        assert upward_imports({name: LAYERS[name]}, str(root)) == [f"src/{layer} imports src.{module}"]

@@ -178,7 +178,7 @@ def test_the_sweeper_never_waits_for_a_client_that_stopped_reading():
     """engine.io's disconnect waits for the send queue to drain; the sweeper must not."""
     from types import SimpleNamespace
 
-    from src.events import sessions
+    from src.events import sweeper
 
     closed = []
 
@@ -189,8 +189,8 @@ def test_the_sweeper_never_waits_for_a_client_that_stopped_reading():
 
     server = SimpleNamespace(eio=SimpleNamespace(sockets={"eio-1": StuckSocket()}),
                              manager=SimpleNamespace(rooms={}))
-    assert sessions.sweep_handshakes(server, timeout_s=10, now=0.0) == 0
-    assert sessions.sweep_handshakes(server, timeout_s=10, now=11.0) == 1
+    assert sweeper.sweep_handshakes(server, timeout_s=10, now=0.0) == 0
+    assert sweeper.sweep_handshakes(server, timeout_s=10, now=11.0) == 1
     assert closed == [True]
 
 

@@ -14,7 +14,8 @@ import threading
 
 from socketio import packet
 
-from src.events import sessions
+from src.events import sweeper
+from src.realtime import sessions
 
 # Names registered with handlers.client_event; nothing else reaches a handler by name.
 CLIENT_EVENTS = set()
@@ -64,14 +65,14 @@ def _guard_packets(server):
             # Our events are JSON. A binary packet may announce up to a billion attachments that
             # python-socketio then buffers without bound, outside any event budget.
             sessions.record_fault(server.manager.sid_from_eio_sid(eio_sid, "/"), "binary_packet", eio_sid)
-            sessions.close_transport(server, eio_sid)
+            sweeper.close_transport(server, eio_sid)
             return None
         try:
             return original(eio_sid, data)
         except Exception:  # the library could not decode what the client sent
             sid = server.manager.sid_from_eio_sid(eio_sid, "/")
             sessions.record_fault(sid, "malformed_packet", eio_sid)
-            sessions.close_transport(server, eio_sid)
+            sweeper.close_transport(server, eio_sid)
             return None
 
     server.eio.on("message", receive)

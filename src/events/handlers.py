@@ -9,9 +9,8 @@ from marshmallow import ValidationError
 
 from src import auth
 from src.errors import UNAVAILABLE_ERRORS, ApiError, error_body
-from src.events import guard, sessions
-from src.events.sessions import clients
-from src.realtime import broadcast, metrics, seam
+from src.events import guard
+from src.realtime import broadcast, metrics, seam, sessions
 from src.realtime import rooms as room_names
 from src.extensions import socketio
 from src.domain import MODULES, SEVERITIES, isoformat_z, now_utc
@@ -33,7 +32,7 @@ def _fail(event, error, message, errors=None, fault=True):
 
 def _admit(name):
     """The client's session if this event may run now; otherwise the refusal to send back."""
-    client = clients.get(request.sid)
+    client = sessions.clients.get(request.sid)
     if client is None:
         return None, _fail(name, "unauthorized", "Not authenticated")
     if client["claims"]["exp"] < time.time():

@@ -13,6 +13,7 @@ import logging
 
 from pymongo import UpdateOne
 
+from src.errors import RangeTooLarge
 from src.models import query
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MAX_SCAN = 500000
 # Hourly buckets one request may aggregate; more means the range is too large for a request.
 MAX_BUCKETS = 100000
-
-
-class RangeTooLarge(Exception):
-    """A query would aggregate more buckets than a request may."""
 
 
 def hour_of(ts):

@@ -17,7 +17,6 @@ from src import outages
 from src.db import get_db
 from src.errors import UNAVAILABLE_ERRORS, ApiError
 from src.models import tasks as task_model
-from src.models.rollups import RangeTooLarge
 from src.redis_client import get_blocking_redis, report_failure, skipping
 from src.services import task_types
 from src.services.tasks import announce, requeue_expired, wake_key
@@ -25,7 +24,7 @@ from src.services.tasks import announce, requeue_expired, wake_key
 log = logging.getLogger(__name__)
 PROGRESS_EMIT_INTERVAL_S = 0.5
 # The task's own data or range is the problem; another attempt would fail the same way.
-PERMANENT_ERRORS = (ValidationError, RangeTooLarge, ApiError)
+PERMANENT_ERRORS = (ValidationError, ApiError)  # RangeTooLarge is an ApiError
 REQUEUE_EVERY_S = 5.0
 
 

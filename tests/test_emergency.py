@@ -95,7 +95,7 @@ def test_create_incident_derives_district_and_raises_an_emergency_alert(seeded, 
     assert (alert["module"], alert["type"], alert["severity"]) == ("emergency", "incident", "high")
     assert alert["sensor_id"] == f"incident:{incident['id']}"
     stored = client.get("/api/alerts?module=emergency", headers=admin_headers).get_json()
-    assert [a["id"] for a in stored["items"]] == [str(alert["_id"])]
+    assert [a["id"] for a in stored["items"]] == [alert["id"]]
     explicit = report(client, admin_headers, district="Harbor")
     assert explicit["district"] == "Harbor"
 
@@ -116,7 +116,7 @@ def test_dispatch_nearest_picks_the_closest_unit_and_computes_eta(seeded, client
     dispatch_alert = emitted["alerts"][-1]
     assert (dispatch_alert["module"], dispatch_alert["type"], dispatch_alert["severity"]) == \
         ("emergency", "dispatch", "critical")
-    assert str(dispatch_alert["_id"]) == body["alert_id"]
+    assert dispatch_alert["id"] == body["alert_id"]
 
     # AMB-01 is busy now: the next closest ambulance is AMB-10 (1.87 km, see the module docstring).
     second = report(client, admin_headers)

@@ -7,9 +7,7 @@ import pytest
 from src.db import get_db
 from src.models import alerts, readings
 from src.schemas.readings import READING_SCHEMAS
-from src.schedulers import housekeeping as housekeeping_jobs
-from src.schedulers import simulators
-from src.services import city_behaviour, simulation
+from src.services import city_behaviour, housekeeping, simulation
 
 NEW_YORK = ZoneInfo("America/New_York")
 WEDNESDAY = datetime(2026, 6, 10, tzinfo=NEW_YORK)  # a weekday in summer
@@ -23,7 +21,7 @@ def at(hour, minute=0, day=WEDNESDAY):
 def sim_app(app_factory):
     app = app_factory(SIMULATION_SEED=7, RAW_RETENTION_HOURS=24 * 400)  # the frozen clock is in June
     with app.app_context():
-        simulators.prepare(app)
+        simulation.ensure_registered(app)
         yield app
 
 
@@ -73,10 +71,10 @@ def test_every_simulated_reading_passes_the_posted_schema(sim_app):
 
 def test_simulator_jobs_store_tagged_readings(sim_app):
     now = datetime.now(timezone.utc)
-    assert simulators.simulate_traffic(now) == 20
-    assert simulators.simulate_environment(now) == 15
-    assert simulators.simulate_waste(now) == 40
-    assert simulators.simulate_energy(now) == 6
+    assert simulation.tick_traffic(now) == 20
+    assert simulation.tick_environment(now) == 15
+    assert simulation.tick_waste(now) == 40
+    assert simulation.tick_energy(now) == 6
     db = get_db()
     assert db.readings.count_documents({"source": "simulator"}) == 81
     assert db.readings.count_documents({"source": {"$ne": "simulator"}}) == 0
@@ -95,14 +93,14 @@ def test_same_seed_same_city(app_factory):
 def test_bins_fill_and_get_emptied(sim_app):
     simulator = simulation.get_simulator()
     start = at(10)
-    simulators.simulate_waste(start)
+    simulation.tick_waste(start)
     first = dict(simulator.fill)
-    simulators.simulate_waste(start + timedelta(hours=1))
+    simulation.tick_waste(start + timedelta(hours=1))
     assert all(simulator.fill[b] >= first[b] for b in first)
     assert sum(simulator.fill.values()) > sum(first.values())
     for bin_id in simulator.fill:  # force a district over the collection threshold
         simulator.fill[bin_id] = 97.0
-    simulators.simulate_waste(start + timedelta(hours=1, minutes=1))
+    simulation.tick_waste(start + timedelta(hours=1, minutes=1))
     db = get_db()
     assert db.waste_collections.count_documents({"status": "completed"}) >= 1
     emptied = [b for b in db.bins.find({}) if b["fill_level_pct"] < 10]
@@ -114,8 +112,8 @@ def test_simulated_readings_raise_alerts_through_the_rules(sim_app):
     for district in ("Downtown", "Harbor", "Industrial"):
         simulator.episodes[district] = 5  # a pollution episode
     now = datetime.now(timezone.utc)
-    simulators.simulate_traffic(now)
-    simulators.simulate_environment(now)
+    simulation.tick_traffic(now)
+    simulation.tick_environment(now)
     raised = list(get_db().alerts.find({"module": "environment", "type": "air_quality"}))
     assert raised and all(a["rule_id"] == "environment.aqi" for a in raised)
 
@@ -137,7 +135,7 @@ def test_retention_deletes_only_old_raw_readings(app_factory, admin_headers):
             "timestamp": ts}).status_code == 201
     app.config["RAW_RETENTION_HOURS"] = 2
     with app.app_context():
-        deleted = housekeeping_jobs.retention(now)
+        deleted = housekeeping.apply_retention(now)
         left = sorted(r["sensor_id"] for r in readings.find_range(get_db(), "traffic", limit=10)["items"])
     assert deleted["readings"] == 2
     assert left == ["T100", "T30"]
@@ -148,10 +146,10 @@ def test_stale_sensor_alert_raises_and_resolves(app, client, admin_headers):
     assert client.post("/api/traffic/data", headers=admin_headers, json=body).status_code == 201
     interval = app.config["SENSOR_EXPECTED_INTERVALS"]["traffic"]
     with app.app_context():
-        assert housekeeping_jobs.stale_sensors(datetime.now(timezone.utc))["raised"] == 0
+        assert housekeeping.flag_stale_sensors(datetime.now(timezone.utc))["raised"] == 0
         later = datetime.now(timezone.utc) + timedelta(seconds=3 * interval + 1)
-        assert housekeeping_jobs.stale_sensors(later)["raised"] == 1
-        assert housekeeping_jobs.stale_sensors(later)["raised"] == 0  # deduplicated
+        assert housekeeping.flag_stale_sensors(later)["raised"] == 1
+        assert housekeeping.flag_stale_sensors(later)["raised"] == 0  # deduplicated
         offline = get_db().alerts.find_one({"type": "sensor_offline"})
     assert offline["severity"] == "medium" and offline["status"] == "active" and offline["sensor_id"] == "T-STALE"
     assert client.post("/api/traffic/data", headers=admin_headers, json=body).status_code == 201
@@ -160,7 +158,7 @@ def test_stale_sensor_alert_raises_and_resolves(app, client, admin_headers):
     assert offline["status"] == "resolved" and offline["resolved_by"] == "system"
     with app.app_context():  # a sensor silent for days is decommissioned, not offline
         days_later = datetime.now(timezone.utc) + timedelta(days=3)
-        assert housekeeping_jobs.stale_sensors(days_later)["raised"] == 0
+        assert housekeeping.flag_stale_sensors(days_later)["raised"] == 0
 
 
 def test_system_update_reports_alerts_and_jobs(app):
@@ -171,7 +169,7 @@ def test_system_update_reports_alerts_and_jobs(app):
     broadcast.emit_system = sent.append
     try:
         with app.app_context():
-            housekeeping_jobs.system_update(datetime.now(timezone.utc))
+            housekeeping.emit_system_update(datetime.now(timezone.utc))
     finally:
         broadcast.emit_system = original
     stats = sent[0]
@@ -187,7 +185,7 @@ def test_simulated_data_can_be_purged(sim_app):
     simulator = simulation.get_simulator()
     simulator.episodes["Downtown"] = 5
     now = datetime.now(timezone.utc)
-    for tick in (simulators.simulate_traffic, simulators.simulate_environment, simulators.simulate_energy):
+    for tick in (simulation.tick_traffic, simulation.tick_environment, simulation.tick_energy):
         tick(now)
     from src.models import rollups
 
@@ -212,9 +210,9 @@ def test_a_decommissioned_sensor_is_closed_and_forgotten(app, client, admin_head
     body = {"sensor_id": "T-GONE", "vehicle_count": 3, "average_speed": 30.0, "congestion_level": 10.0}
     assert client.post("/api/traffic/data", headers=admin_headers, json=body).status_code == 201
     with app.app_context():
-        housekeeping_jobs.stale_sensors(datetime.now(timezone.utc) + timedelta(minutes=10))
+        housekeeping.flag_stale_sensors(datetime.now(timezone.utc) + timedelta(minutes=10))
         assert get_db().alerts.count_documents({"type": "sensor_offline", "status": "active"}) == 1
-        housekeeping_jobs.stale_sensors(datetime.now(timezone.utc) + timedelta(hours=30))
+        housekeeping.flag_stale_sensors(datetime.now(timezone.utc) + timedelta(hours=30))
         offline = get_db().alerts.find_one({"type": "sensor_offline"})
         assert offline["status"] == "resolved" and offline["note"] == "sensor decommissioned"
         assert get_db().latest.count_documents({"sensor_id": "T-GONE"}) == 0
@@ -279,7 +277,7 @@ def test_a_bin_collected_by_an_operator_stays_collected(sim_app):
     headers = bearer(login(client)["access_token"])
     simulator = simulation.get_simulator()
     start = datetime.now(timezone.utc) - timedelta(minutes=1)
-    simulators.simulate_waste(start)
+    simulation.tick_waste(start)
     bin_id = max(simulator.fill, key=simulator.fill.get)  # the fullest bin, as an operator would pick
     before = get_db().bins.find_one({"bin_id": bin_id})["fill_level_pct"]
     assert before > 20
@@ -289,7 +287,7 @@ def test_a_bin_collected_by_an_operator_stays_collected(sim_app):
                         json={"status": "completed"})
     assert done.status_code == 200, done.get_json()
     assert get_db().bins.find_one({"bin_id": bin_id})["fill_level_pct"] == 0.0
-    simulators.simulate_waste(datetime.now(timezone.utc) + timedelta(seconds=8))
+    simulation.tick_waste(datetime.now(timezone.utc) + timedelta(seconds=8))
     after = get_db().bins.find_one({"bin_id": bin_id})["fill_level_pct"]
     assert after < 2, f"{bin_id} read {after} after being collected from {before}"
     assert simulator.fill[bin_id] < 2
@@ -300,10 +298,10 @@ def test_the_first_emergency_incident_comes_within_a_minute(app_factory):
     for seed in (7, 42, 1234):
         app = app_factory(SIMULATION_SEED=seed)
         with app.app_context():
-            simulators.prepare(app)
+            simulation.ensure_registered(app)
             start = datetime.now(timezone.utc)
             for tick in range(3):  # 0 s, 20 s, 40 s
-                simulators.simulate_emergency(start + timedelta(seconds=20 * tick))
+                simulation.tick_emergency(start + timedelta(seconds=20 * tick))
             assert get_db().emergency_incidents.count_documents({"source": "simulator"}) >= 1, seed
 
 
@@ -311,10 +309,10 @@ def test_the_early_incident_keeps_a_seed_deterministic(app_factory):
     def run():
         app = app_factory(SIMULATION_SEED=42)
         with app.app_context():
-            simulators.prepare(app)
+            simulation.ensure_registered(app)
             start = datetime.now(timezone.utc).replace(microsecond=0)
             for tick in range(3):
-                simulators.simulate_emergency(start + timedelta(seconds=20 * tick))
+                simulation.tick_emergency(start + timedelta(seconds=20 * tick))
             return [(d["type"], d["severity"], d["district"])
                     for d in get_db().emergency_incidents.find({}).sort("_id", 1)]
 
@@ -325,7 +323,7 @@ def test_the_early_incident_keeps_a_seed_deterministic(app_factory):
 
 def grid_readings(app, ticks=40):
     with app.app_context():
-        simulators.prepare(app)
+        simulation.ensure_registered(app)
         simulator = simulation.get_simulator()
         return [r for i in range(ticks) for r in simulator.energy_readings(at(12) + timedelta(seconds=15 * i))]
 

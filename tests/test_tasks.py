@@ -188,7 +188,7 @@ def test_failures_retry_with_exponential_backoff_then_fail(app_factory, register
     assert final["error"] == "RuntimeError: upstream unavailable"
     gaps = [b - a for a, b in zip(calls, calls[1:])]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # 0.2 s, then 0.4 s
-    assert [p["status"] for _, p in statuses if p["id"] == task["_id"]][-1] == "failed"
+    assert [p["status"] for _, p in statuses if p["id"] == str(task["_id"])][-1] == "failed"
 
 
 def test_cancel_a_queued_task(client, admin_headers, statuses):
@@ -254,7 +254,7 @@ def test_progress_is_emitted_at_most_every_500_ms(app, register_type, statuses):
     with app.app_context():
         task = task_model.insert(get_db(), "chatty", {}, 5, "owner-1", 3)
     TaskWorker(app).run_once()
-    mine = [p for _, p in statuses if p["id"] == task["_id"]]
+    mine = [p for _, p in statuses if p["id"] == str(task["_id"])]
     running = [p for p in mine if p["status"] == "running"]
     assert 2 <= len(running) <= 4  # the claim, then one every 500 ms at most
     assert mine[-1]["status"] == "completed" and mine[-1]["progress"] == 100

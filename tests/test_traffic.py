@@ -79,7 +79,7 @@ def test_create_incident_derives_district_and_only_high_ones_raise_alerts(client
     [alert] = alerts_emitted["alerts"]
     assert (alert["module"], alert["type"], alert["severity"]) == ("traffic", "incident", "high")
     assert alert["sensor_id"] == f"incident:{high['id']}"
-    assert high["alert_id"] == str(alert["_id"])
+    assert high["alert_id"] == alert["id"]
     stored = client.get(f"/api/alerts/{high['alert_id']}", headers=admin_headers).get_json()
     assert stored["module"] == "traffic" and stored["status"] == "active"
 
@@ -115,7 +115,7 @@ def test_status_moves_reported_responding_cleared_only(client, admin_headers, al
     assert client.patch(url, headers=admin_headers, json={"status": "reported"}).status_code == 409
     # Clearing resolves the alert the incident raised.
     [(alert, change)] = alerts_emitted["updated"]
-    assert change == "resolved" and str(alert["_id"]) == incident["alert_id"]
+    assert change == "resolved" and alert["id"] == incident["alert_id"]
     assert client.get(f"/api/alerts/{incident['alert_id']}", headers=admin_headers).get_json()["status"] == "resolved"
     bad = client.patch(url, headers=admin_headers, json={"status": "gone"})
     assert bad.status_code == 422 and "status" in bad.get_json()["errors"]

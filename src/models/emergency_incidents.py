@@ -1,55 +1,21 @@
 """The `emergency_incidents` collection, and the `public_alerts` broadcasts issued alongside it."""
-from pymongo import ReturnDocument
-
 from src.domain import now_utc
 from src.models import query
+from src.models.incidents import IncidentCollection
 
 TYPES = ("medical", "fire", "crime", "accident", "hazard", "other")
 STATUSES = ("reported", "dispatched", "on_scene", "resolved", "cancelled")
 ACTIVE_STATUSES = ("reported", "dispatched", "on_scene")
 
-
-
+# Dispatches push onto assigned_units and every alert raised for the incident onto alert_ids.
+_incidents = IncidentCollection("emergency_incidents", list_fields=("assigned_units", "alert_ids"))
+create = _incidents.create
+get = _incidents.get
+list_page = _incidents.list_page
+update_if_status = _incidents.update_if_status
+delete_by_source = _incidents.delete_by_source
+_filter = _incidents.filter
 oid = query.object_id
-
-
-def create(db, doc):
-    now = now_utc()
-    doc = dict(doc, updated_at=now)
-    doc.setdefault("reported_at", now)
-    doc.setdefault("status", "reported")
-    doc.setdefault("assigned_units", [])
-    doc.setdefault("alert_ids", [])
-    db.emergency_incidents.insert_one(doc)
-    return doc
-
-
-def get(db, incident_id):
-    return query.by_id(db.emergency_incidents, incident_id)
-
-
-def _filter(status=None, incident_type=None, severity=None, district=None, start=None, end=None):
-    return query.within(query.matching(status=status, type=incident_type, severity=severity, district=district),
-                        "reported_at", start, end)
-
-
-def list_page(db, limit=50, offset=0, sort="-reported_at", **filters):
-    return query.page(db.emergency_incidents, _filter(**filters), sort, limit, offset)
-
-
-def update_if_status(db, incident_id, from_statuses, changes, push=None):
-    """Apply `changes` only while the incident is in one of `from_statuses`; the updated doc, or None.
-
-    The status condition is what makes a transition atomic across processes.
-    """
-    key = oid(incident_id)
-    if key is None:
-        return None
-    update = {"$set": dict(changes, updated_at=now_utc())}
-    if push:
-        update["$push"] = push
-    return db.emergency_incidents.find_one_and_update(
-        {"_id": key, "status": {"$in": list(from_statuses)}}, update, return_document=ReturnDocument.AFTER)
 
 
 def add_alert(db, incident_id, alert_id):
@@ -104,6 +70,3 @@ def insert_public_alert(db, doc):
 def public_alerts_page(db, limit=50, offset=0, sort="-created_at", district=None, severity=None):
     return query.page(db.public_alerts, query.matching(district=district, severity=severity), sort, limit, offset)
 
-
-def delete_by_source(db, source):
-    return db.emergency_incidents.delete_many({"source": source}).deleted_count

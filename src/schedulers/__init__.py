@@ -14,8 +14,9 @@ from src import outages
 from src.db import get_db
 from src.errors import UNAVAILABLE_ERRORS
 from src.extensions import scheduler
-from src.models import job_stats
+from src.models import job_stats, rollups
 from src.schedulers.leader import LeaderLock
+from src.services import housekeeping, simulation
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +29,31 @@ class JobSpec:
         self.leader_only, self.description = leader_only, description
 
 
-def job_specs(app):
-    """Every job this deployment schedules, from config."""
-    from src.schedulers import housekeeping, rollups, simulators
+def rollup_readings(now):
+    """Aggregate raw readings received since the last run into readings_hourly."""
+    # The one job body kept here: it picks the database and keeps the watermark out of last_result.
+    result = rollups.refresh(get_db(), now=now)
+    return {"buckets": result["buckets"], "readings": result["readings"], "complete": result["complete"]}
 
+
+def job_specs(app):
+    """Every job this deployment schedules, from config; each calls its service function directly."""
     config = app.config
     specs = [
-        JobSpec("rollup_readings", config["ROLLUP_INTERVAL_S"], rollups.rollup_readings,
+        JobSpec("rollup_readings", config["ROLLUP_INTERVAL_S"], rollup_readings,
                 description="aggregate new raw readings into readings_hourly"),
-        JobSpec("retention", config["HOUSEKEEPING_INTERVAL_S"], housekeeping.retention,
+        JobSpec("retention", config["HOUSEKEEPING_INTERVAL_S"], housekeeping.apply_retention,
                 description="delete raw readings and old records past retention"),
-        JobSpec("stale_sensors", config["STALE_CHECK_INTERVAL_S"], housekeeping.stale_sensors,
+        JobSpec("stale_sensors", config["STALE_CHECK_INTERVAL_S"], housekeeping.flag_stale_sensors,
                 description="raise sensor_offline alerts for silent sensors"),
-        JobSpec("system_update", config["SYSTEM_UPDATE_INTERVAL_S"], housekeeping.system_update,
+        JobSpec("system_update", config["SYSTEM_UPDATE_INTERVAL_S"], housekeeping.emit_system_update,
                 description="emit system_update to the system room"),
-        JobSpec("publish_metrics", config["SYSTEM_UPDATE_INTERVAL_S"], housekeeping.publish_metrics,
+        JobSpec("publish_metrics", config["SYSTEM_UPDATE_INTERVAL_S"], housekeeping.publish_process_metrics,
                 leader_only=False, description="share this process's realtime metrics with the leader"),
     ]
     if config["SIMULATION_ENABLED"]:
         for module, interval in config["SIMULATION_INTERVALS"].items():
-            specs.append(JobSpec(f"simulate_{module}", interval, getattr(simulators, f"simulate_{module}"),
+            specs.append(JobSpec(f"simulate_{module}", interval, getattr(simulation, f"tick_{module}"),
                                  description=f"simulated {module} readings through the ingest pipeline"))
     return specs
 
@@ -119,11 +125,9 @@ def start_scheduler(app):
         return None
     runner = init_scheduler(app)
     with app.app_context():
-        from src.schedulers import simulators
-
         if app.config["SIMULATION_ENABLED"]:
             try:
-                simulators.prepare(app)
+                simulation.ensure_registered(app)
             except UNAVAILABLE_ERRORS as exc:  # the waste simulator registers its bins on its first run
                 outages.mongodb.failed(exc)
     scheduler.start()

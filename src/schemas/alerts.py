@@ -35,28 +35,39 @@ class AlertActionSchema(Schema):
 
 
 class AlertSchema(Schema):
+    """The one shape of an alert: REST returns it and every socket alert event carries it (see alert_wire)."""
     id = ObjectIdString(attribute="_id")
     module = fields.String()
     severity = fields.String()
     type = fields.String()
     message = fields.String()
-    sensor_id = fields.String(allow_none=True)
-    rule_id = fields.String(allow_none=True)
-    value = fields.Raw(allow_none=True)
-    threshold = fields.Raw(allow_none=True)
+    # Nullable fields are always present (null when unset), on REST and on the socket alike.
+    sensor_id = fields.String(allow_none=True, dump_default=None)
+    rule_id = fields.String(allow_none=True, dump_default=None)
+    value = fields.Raw(allow_none=True, dump_default=None)
+    threshold = fields.Raw(allow_none=True, dump_default=None)
     status = fields.String()
     count = fields.Integer()
-    district = fields.String(allow_none=True)
-    location = fields.Dict(allow_none=True)
+    district = fields.String(allow_none=True, dump_default=None)
+    location = fields.Dict(allow_none=True, dump_default=None)
     created_at = UTCDateTime()
     raised_at = UTCDateTime()
     last_seen = UTCDateTime()
-    acknowledged_at = UTCDateTime(allow_none=True)
-    acknowledged_by = fields.Dict(allow_none=True)
-    resolved_at = UTCDateTime(allow_none=True)
-    resolved_by = fields.Raw(allow_none=True)
-    note = fields.String(allow_none=True)
-    severity_history = fields.List(fields.Dict())
+    acknowledged_at = UTCDateTime(allow_none=True, dump_default=None)
+    acknowledged_by = fields.Dict(allow_none=True, dump_default=None)
+    resolved_at = UTCDateTime(allow_none=True, dump_default=None)
+    resolved_by = fields.Raw(allow_none=True, dump_default=None)
+    note = fields.String(allow_none=True, dump_default=None)
+    severity_history = fields.List(fields.Dict(), dump_default=list, metadata={
+        "description": "each severity change: {from, to, at}; empty until the first"})
+
+
+_ALERT = AlertSchema()
+
+
+def alert_wire(alert):
+    """A stored alert as REST shows it; services pass this to every alert broadcast (dumped once per emit)."""
+    return _ALERT.dump(alert)
 
 
 AlertPageSchema = page_of(AlertSchema, "AlertPageSchema")

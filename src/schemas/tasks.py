@@ -84,6 +84,7 @@ class SubmittedSchema(Schema):
 
 
 class TaskSchema(Schema):
+    """The one shape of a task: GET /api/tasks/<id> returns it and `task_status` carries it (see task_wire)."""
     id = ObjectIdString(attribute="_id")
     task_id = ObjectIdString(attribute="_id", dump_only=True, metadata={"description": "the same as `id`"})
     task_type = fields.String()
@@ -92,19 +93,29 @@ class TaskSchema(Schema):
     status = fields.String(validate=validate.OneOf(TASK_STATUSES))
     priority = fields.Integer()
     progress = fields.Integer()
-    message = fields.String(allow_none=True)
+    # Nullable fields are always present (null when unset), on REST and on the socket alike.
+    message = fields.String(allow_none=True, dump_default=None)
     data = fields.Dict()
-    result = fields.Raw(allow_none=True)
-    error = fields.String(allow_none=True)
-    last_error = fields.String(allow_none=True)
+    result = fields.Raw(allow_none=True, dump_default=None)
+    error = fields.String(allow_none=True, dump_default=None)
+    last_error = fields.String(allow_none=True, dump_default=None)
     attempts = fields.Integer()
     max_attempts = fields.Integer()
     cancel_requested = fields.Boolean()
     created_at = UTCDateTime()
-    started_at = UTCDateTime(allow_none=True)
-    finished_at = UTCDateTime(allow_none=True)
-    run_after = UTCDateTime(allow_none=True)
+    updated_at = UTCDateTime()
+    started_at = UTCDateTime(allow_none=True, dump_default=None)
+    finished_at = UTCDateTime(allow_none=True, dump_default=None)
+    run_after = UTCDateTime(allow_none=True, dump_default=None)
     owner = fields.String(attribute="owner_id")
+
+
+_TASK = TaskSchema()
+
+
+def task_wire(task):
+    """A stored task as REST shows it; `task_status` carries exactly this (dumped once per emit)."""
+    return _TASK.dump(task)
 
 
 class TaskArgs(PageArgs):

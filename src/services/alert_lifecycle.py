@@ -3,6 +3,7 @@ from src.db import get_db
 from src.domain import actor
 from src.errors import ApiError
 from src.realtime import broadcast
+from src.schemas.alerts import alert_wire
 from src.models import alerts
 from src.services.ingest import open_alert_index
 
@@ -12,7 +13,7 @@ def acknowledge(alert_id, user, note=None):
     updated = alerts.acknowledge(get_db(), alert_id, actor(user), note)
     if updated is None:
         _refuse(alert_id, "acknowledged")
-    broadcast.emit_alert_updated(updated, "acknowledged")
+    broadcast.emit_alert_updated(alert_wire(updated), "acknowledged")
     return updated
 
 
@@ -22,7 +23,7 @@ def resolve(alert_id, user, note=None):
     if updated is None:
         _refuse(alert_id, "resolved")
     open_alert_index().discard(alerts.open_key(updated.get("sensor_id"), updated.get("rule_id")))
-    broadcast.emit_alert_updated(updated, "resolved")
+    broadcast.emit_alert_updated(alert_wire(updated), "resolved")
     return updated
 
 

@@ -7,6 +7,7 @@ from flask import current_app
 from src.db import get_db
 from src.errors import ApiError
 from src.realtime import broadcast, seam
+from src.schemas.alerts import alert_wire
 from src.domain import isoformat_z
 from src.models import alerts
 
@@ -39,7 +40,7 @@ def replay_missed(sid, modules, severities, since):
     by_id = {str(a["_id"]): a for a in missed}
     fresh = seam.guards.claim_for_replay(sid, list(by_id))
     for alert_id in fresh:
-        broadcast.emit_replayed_alert(sid, by_id[alert_id])
+        broadcast.emit_replayed_alert(sid, alert_wire(by_id[alert_id]))
     result = {"replayed": len(fresh), "truncated": truncated}
     if truncated and missed:
         result["oldest_replayed_at"] = isoformat_z(missed[0]["raised_at"])

@@ -5,6 +5,7 @@ from pymongo.errors import DuplicateKeyError
 from src.db import get_db
 from src.errors import ApiError
 from src.realtime import broadcast
+from src.schemas.alerts import alert_wire
 from src.models import alert_rules, alerts
 
 
@@ -55,7 +56,7 @@ def update_rule(rule_id, changes):
 def _resolve_open(rule_id, note):
     for alert in alerts.resolve_open_for_rule(get_db(), rule_id, by="system", note=note):
         current_app.extensions["open_alerts"].discard(alerts.open_key(alert.get("sensor_id"), rule_id))
-        broadcast.emit_alert_updated(alert, "resolved")
+        broadcast.emit_alert_updated(alert_wire(alert), "resolved")
 
 
 def delete_rule(rule_id):

@@ -16,10 +16,11 @@ from datetime import timedelta
 from src.db import get_db
 from src.errors import ApiError
 from src.realtime import broadcast
+from src.schemas.alerts import alert_wire
 from src.models import alerts, emergency_incidents, units
-from src.domain import SEVERITY_RANK, actor, now_utc
+from src.domain import actor, now_utc
 from src.schemas.emergency import EmergencyIncidentCreateSchema
-from src.services import city
+from src.services import city, incidents
 from src.services.routing import haversine_km
 
 # The unit kind an incident type needs; other types take the nearest unit of any kind.
@@ -104,13 +105,7 @@ def create_incident(data, user=None, source="api"):
     """
     data = EmergencyIncidentCreateSchema().load(data)
     db = get_db()
-    location = data["location"]
-    incident = emergency_incidents.create(db, {
-        "type": data["type"], "severity": data["severity"], "severity_rank": SEVERITY_RANK[data["severity"]],
-        "description": data.get("description", ""), "location": location,
-        "district": data.get("district") or city.nearest_district(_point(location)), "source": source,
-        "reported_at": data.get("reported_at") or now_utc(), "reported_by": actor(user), "status": "reported",
-    })
+    incident = incidents.record(emergency_incidents, data, data["location"], user, source)
     text = f"{incident['severity'].capitalize()} {incident['type']} emergency reported in {incident['district']}"
     alert = _raise_alert(db, incident, "incident",
                          f"{text}: {incident['description']}" if incident["description"] else text)
@@ -125,21 +120,18 @@ def _raise_alert(db, incident, alert_type, message, **extra):
         district=incident["district"], location=incident["location"], value=None, threshold=None,
         source=incident.get("source", "api")))
     emergency_incidents.add_alert(db, incident["_id"], alert["_id"])
-    broadcast.emit_alert(alert)
+    broadcast.emit_alert(alert_wire(alert))
     return alert
 
 
-def list_incidents(limit=50, offset=0, sort="-reported_at", start=None, end=None, status=None, type=None,
-                   severity=None, district=None):
-    return emergency_incidents.list_page(get_db(), limit=limit, offset=offset, sort=sort, start=start, end=end,
-                                         status=status, incident_type=type, severity=severity, district=district)
+def list_incidents(**filters):
+    """One page of emergency incidents (the filters of `incidents.list_page`)."""
+    return incidents.list_page(emergency_incidents, **filters)
 
 
 def get_incident(incident_id):
-    incident = emergency_incidents.get(get_db(), incident_id)
-    if incident is None:
-        raise ApiError("Emergency incident not found", status=404)
-    return incident
+    """The emergency incident with this id; 404 if there is none."""
+    return incidents.get_or_404(emergency_incidents, incident_id, "Emergency incident not found")
 
 
 def update_incident(incident_id, data, user=None):
@@ -148,26 +140,10 @@ def update_incident(incident_id, data, user=None):
     on_scene marks its en-route units arrived; resolved/cancelled free its units and resolve its alerts.
     """
     db = get_db()
-    current = get_incident(incident_id)
-    target = data["status"]
-    if target not in TRANSITIONS.get(current["status"], ()):
-        _refuse(current["status"], target)
     now = now_utc()
-    changes = {"status": target}
-    if data.get("note") is not None:
-        changes["note"] = data["note"]
-    if target == "on_scene":
-        changes["on_scene_at"] = current.get("on_scene_at") or now
-    elif target == "resolved":
-        arrival = current.get("on_scene_at")
-        changes.update(resolved_at=now, resolved_by=actor(user),
-                       response_time_s=round(((arrival or now) - current["reported_at"]).total_seconds(), 3),
-                       response_time_basis="on_scene" if arrival else "resolved")
-    elif target == "cancelled":
-        changes.update(cancelled_at=now, cancelled_by=actor(user))
-    updated = emergency_incidents.update_if_status(db, incident_id, (current["status"],), changes)
-    if updated is None:  # moved by someone else between our read and write
-        _refuse(get_incident(incident_id)["status"], target)
+    updated = incidents.move(emergency_incidents, get_incident, incident_id, data, TRANSITIONS, _refuse,
+                             lambda current, target: _stamps(current, target, user, now))
+    target = data["status"]
     key = str(updated["_id"])
     if target == "on_scene":
         for unit in units.for_incident(db, key, statuses=("en_route",)):
@@ -178,8 +154,21 @@ def update_incident(incident_id, data, user=None):
         for alert_id in updated.get("alert_ids", []):
             resolved = alerts.resolve(db, alert_id, actor(user) or "system")
             if resolved:
-                broadcast.emit_alert_updated(resolved, "resolved")
+                broadcast.emit_alert_updated(alert_wire(resolved), "resolved")
     return updated
+
+
+def _stamps(current, target, user, now):
+    """What a move to `target` records: the arrival, the resolution with its response time, or the cancellation."""
+    if target == "on_scene":
+        return {"on_scene_at": current.get("on_scene_at") or now}
+    if target == "resolved":
+        arrival = current.get("on_scene_at")
+        return {"resolved_at": now, "resolved_by": actor(user),
+                "response_time_s": round(((arrival or now) - current["reported_at"]).total_seconds(), 3),
+                "response_time_basis": "on_scene" if arrival else "resolved"}
+    # cancelled: the only other move TRANSITIONS allows
+    return {"cancelled_at": now, "cancelled_by": actor(user)}
 
 
 def _refuse(current, target):

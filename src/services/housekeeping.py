@@ -7,6 +7,7 @@ from flask import current_app
 
 from src.db import get_db
 from src.realtime import broadcast, metrics
+from src.schemas.alerts import alert_wire
 from src.domain import READING_MODULES
 from src.extensions import socketio
 from src.models import alerts, job_stats, latest, readings, revoked_tokens, rollups
@@ -19,7 +20,7 @@ STALE_FACTOR = 3
 
 
 def apply_retention(now):
-    """Delete what has outlived its retention; returns counts per kind."""
+    """Delete raw readings past RAW_RETENTION_HOURS and other records past their retention; returns counts per kind."""
     config = current_app.config
     db = get_db()
     return {
@@ -61,7 +62,7 @@ def flag_stale_sensors(now):
             open_alert_index().add(alerts.open_key(reading["sensor_id"], OFFLINE_RULE))
             if change == "created":
                 raised += 1
-                broadcast.emit_alert(alert)
+                broadcast.emit_alert(alert_wire(alert))
     return {"raised": raised}
 
 
@@ -70,7 +71,7 @@ def forget_sensor(db, cache, module, sensor_id):
     resolved = alerts.resolve_open(db, sensor_id, OFFLINE_RULE, by="system", note="sensor decommissioned")
     open_alert_index().discard(alerts.open_key(sensor_id, OFFLINE_RULE))
     if resolved:
-        broadcast.emit_alert_updated(resolved, "resolved")
+        broadcast.emit_alert_updated(alert_wire(resolved), "resolved")
     latest.delete(db, module, sensor_id)
     cache.forget(module, sensor_id)
 

@@ -13,6 +13,7 @@ from marshmallow import ValidationError
 
 from src.db import get_db, is_embedded
 from src.realtime import broadcast, metrics
+from src.schemas.alerts import alert_wire
 from src.models import alert_rules, alerts, bins, grids, latest, readings
 from src.domain import now_utc
 from src.schemas.readings import ID_FIELDS, READING_SCHEMAS
@@ -153,9 +154,9 @@ def apply_rules(db, module, reading, rules):
             location=reading.get("location"), now=reading["received_at"], extra={"source": reading["source"]})
         open_index.add(alerts.open_key(reading["sensor_id"], rule["_id"]))
         if change in ("created", "escalated"):
-            broadcast.emit_alert(alert, escalated=change == "escalated")
+            broadcast.emit_alert(alert_wire(alert), escalated=change == "escalated")
         elif change == "deescalated":
-            broadcast.emit_alert_updated(alert, "deescalated")
+            broadcast.emit_alert_updated(alert_wire(alert), "deescalated")
 
 
 def resolve_if_open(db, open_index, sensor_id, rule_id):
@@ -166,7 +167,7 @@ def resolve_if_open(db, open_index, sensor_id, rule_id):
     resolved = alerts.resolve_open(db, sensor_id, rule_id, by="system")
     open_index.discard(key)
     if resolved:
-        broadcast.emit_alert_updated(resolved, "resolved")
+        broadcast.emit_alert_updated(alert_wire(resolved), "resolved")
 
 
 class RuleCache:

@@ -7,6 +7,7 @@ from src.db import get_db
 from src.errors import ApiError
 from src.extensions import scheduler
 from src.models import job_stats
+from src.services import simulation
 
 
 def _runner():
@@ -68,6 +69,4 @@ def run_now(job_id):
 
 def purge_simulated():
     """Delete all simulated data (the simulators keep running if enabled)."""
-    from src.services import simulation
-
     return simulation.purge(current_app._get_current_object())

@@ -13,8 +13,12 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from src.services import city, city_behaviour
+from src.db import get_db
+from src.errors import ApiError
+from src.models import alerts, bins, emergency_incidents, latest, readings, rollups, traffic_incidents
+from src.services import city, city_behaviour, emergency, traffic, waste
 from src.services.ingest import ingest
+from src.services.latest import get_cache
 
 log = logging.getLogger(__name__)
 SOURCE = "simulator"
@@ -57,7 +61,7 @@ class CitySimulator:
 
     def traffic_readings(self, now):
         profile = city_behaviour.traffic_profile(self.local(now))
-        readings, volumes = [], {}
+        batch, volumes = [], {}
         for sensor in self.traffic_sensors:
             intensity = city.district_profile(sensor["district"])["traffic"]
             ratio = profile * intensity * self.rng.uniform(0.85, 1.15)
@@ -67,7 +71,7 @@ class CitySimulator:
             congestion = city_behaviour.congestion_from_volume(ratio)
             served = min(ratio, 1.0) * LANE_CAPACITY_PER_MIN
             free_speed = 55.0 if sensor["node"].split("-")[1] in ("0", "3", "6") else 42.0
-            readings.append({
+            batch.append({
                 "sensor_id": sensor["sensor_id"], "district": sensor["district"],
                 "location": city.geo_point(sensor["location"]), "timestamp": now,
                 "vehicle_count": max(0, int(round(served + self.rng.gauss(0, 1.5)))),
@@ -76,7 +80,7 @@ class CitySimulator:
                 "occupancy_pct": round(min(100.0, ratio * 70), 1),
             })
         self.district_traffic = {d: sum(v) / len(v) for d, v in volumes.items()}
-        return readings
+        return batch
 
     def new_traffic_incident(self):
         """Maybe start an incident at a random sensor; returns the sensor or None."""
@@ -105,17 +109,17 @@ class CitySimulator:
                 del self.episodes[district]
         if self.rng.random() < 0.02:
             self.episodes[self.rng.choice(city.DISTRICT_NAMES)] = self.rng.randint(4, 12)
-        traffic = city_behaviour.traffic_profile(local)
-        readings = []
+        city_traffic = city_behaviour.traffic_profile(local)
+        batch = []
         for sensor in self.environment_sensors:
             district = sensor["district"]
             profile = city.district_profile(district)
-            near = self.district_traffic.get(district, traffic * profile["traffic"])
+            near = self.district_traffic.get(district, city_traffic * profile["traffic"])
             dispersion = 1 / (1 + self.wind_ms / 6)  # wind carries pollution away
             pm25 = (4 + 22 * near * profile["pollution"]) * (0.5 + dispersion) * self.rng.uniform(0.85, 1.15)
             if district in self.episodes:
                 pm25 *= self.rng.uniform(4.0, 8.0)
-            readings.append({
+            batch.append({
                 "sensor_id": sensor["sensor_id"], "district": district, "location": city.geo_point(sensor["location"]),
                 "timestamp": now, "pm25": round(min(pm25, 900.0), 1),
                 "pm10": round(min(pm25 * self.rng.uniform(1.4, 1.9) + self.rng.uniform(2, 8), 1900.0), 1),
@@ -127,7 +131,7 @@ class CitySimulator:
                 "humidity_pct": round(min(100.0, max(10.0, 65 - 2 * (city_behaviour.temperature_c(local) - 12)
                                                      + self.rng.gauss(0, 3))), 1),
             })
-        return readings
+        return batch
 
     # waste
 
@@ -162,19 +166,19 @@ class CitySimulator:
                 del self.hot_bins[bin_id]
         if self.rng.random() < 0.01:
             self.hot_bins[self.rng.choice(self.bins)["bin_id"]] = self.rng.randint(2, 5)
-        readings = []
+        batch = []
         for entity in self.bins:
             factor = city.district_profile(entity["district"])["fill"]
             rate = city_behaviour.bin_fill_rate_pct_per_hour(local, factor, entity["waste_type"], self.hours_to_fill)
             self.fill[entity["bin_id"]] = min(100.0, self.fill[entity["bin_id"]] + rate * hours * self.rng.uniform(0.7, 1.3))
             hot = entity["bin_id"] in self.hot_bins
             level = self.reported[entity["bin_id"]] = round(self.fill[entity["bin_id"]], 1)
-            readings.append({"bin_id": entity["bin_id"], "timestamp": now,
-                             "fill_level_pct": level,
-                             "temperature_c": round(self.rng.uniform(62, 80) if hot else
-                                                    city_behaviour.temperature_c(local) + self.rng.uniform(0, 4), 1),
-                             "battery_pct": round(max(5.0, 100 - (int(entity["bin_id"][-3:]) % 40)), 1)})
-        return readings
+            batch.append({"bin_id": entity["bin_id"], "timestamp": now,
+                          "fill_level_pct": level,
+                          "temperature_c": round(self.rng.uniform(62, 80) if hot else
+                                                 city_behaviour.temperature_c(local) + self.rng.uniform(0, 4), 1),
+                          "battery_pct": round(max(5.0, 100 - (int(entity["bin_id"][-3:]) % 40)), 1)})
+        return batch
 
     def districts_due_for_collection(self, threshold=75.0):
         """Districts whose bins average above `threshold` %, or with a bin at 95 % or more."""
@@ -199,7 +203,7 @@ class CitySimulator:
         demand = city_behaviour.demand_profile(local)
         # A meter reports the energy since its previous reading; the first covers one interval.
         metered_h = self.hours_since("energy", now) or self.energy_interval_h
-        readings = []
+        batch = []
         for grid in self.grids:
             lng, lat = grid["location"]
             elevation = city_behaviour.solar_elevation_deg(now, lng, lat)
@@ -209,7 +213,7 @@ class CitySimulator:
             excursion = self.rng.random() < 0.01
             frequency = self.nominal_hz + (self.rng.choice((-1, 1)) * self.rng.uniform(0.55, 0.8) if excursion
                                            else self.rng.gauss(0, 0.03))
-            readings.append({
+            batch.append({
                 "grid_id": grid["grid_id"], "district": grid["district"], "location": city.geo_point(grid["location"]),
                 "timestamp": now, "capacity_mw": grid["capacity_mw"], "load_mw": round(load, 2),
                 "solar_mw": solar, "wind_mw": wind, "hydro_mw": 4.0 if grid["grid_id"].endswith("1") else 0.0,
@@ -217,7 +221,7 @@ class CitySimulator:
                 "voltage_kv": round(self.nominal_kv * (1 + self.rng.gauss(0, 0.007)), 2),
                 "consumption_kwh": round(load * 1000 * metered_h, 1),
             })
-        return readings
+        return batch
 
 
 def get_simulator(app=None):
@@ -229,7 +233,7 @@ def get_simulator(app=None):
 
 
 def tick_traffic(now):
-    """Simulate one traffic tick: readings, and now and then an incident."""
+    """Simulate one traffic tick: readings with rush hours, and now and then an incident."""
     simulator = get_simulator()
     sensor = simulator.new_traffic_incident()
     stored = ingest("traffic", simulator.traffic_readings(now), source=SOURCE)
@@ -239,24 +243,20 @@ def tick_traffic(now):
 
 
 def _report_traffic_incident(simulator, sensor):
-    try:
-        from src.services import traffic
-    except ImportError:  # the traffic operations module is optional for the simulator
-        return
     kind = simulator.rng.choice(("accident", "breakdown", "roadwork", "hazard"))
     severity = simulator.rng.choice(("medium", "high", "high", "critical"))
     traffic.create_incident({"type": kind, "severity": severity, "sensor_id": sensor["sensor_id"],
-                                 "location": city.geo_point(sensor["location"]), "district": sensor["district"],
-                                 "description": f"Simulated {kind} near {sensor['sensor_id']}"}, source=SOURCE)
+                             "location": city.geo_point(sensor["location"]), "district": sensor["district"],
+                             "description": f"Simulated {kind} near {sensor['sensor_id']}"}, source=SOURCE)
 
 
 def tick_environment(now):
-    """Simulate one environment tick."""
+    """Simulate one environment tick: air quality that follows traffic and wind; occasional pollution episodes."""
     return len(ingest("environment", get_simulator().environment_readings(now), source=SOURCE))
 
 
 def tick_waste(now):
-    """Simulate bin levels, then collect districts whose bins are full."""
+    """Simulate bin levels (filling by district and type), then collect districts whose bins are full."""
     simulator = get_simulator()
     if not current_app.extensions.get("simulation_registered"):  # MongoDB was down at start-up
         ensure_registered(current_app._get_current_object())
@@ -269,9 +269,6 @@ def tick_waste(now):
 
 def _adopt_stored_levels(simulator):
     """Pick up levels the simulator did not write (an operator's collection, say) before the next reading."""
-    from src.db import get_db
-    from src.models import bins
-
     adopted = simulator.adopt_levels(bins.find_many(get_db(), list(simulator.fill)))
     if adopted:
         log.debug("simulator adopted stored levels of %d bins", len(adopted))
@@ -279,9 +276,6 @@ def _adopt_stored_levels(simulator):
 
 
 def _collect(district):
-    from src.errors import ApiError
-    from src.services import waste
-
     try:
         collection = waste.create_collection({"district": district, "fill_threshold": 50.0}, user=None)
     except ApiError:  # no bin in the district is above the threshold any more
@@ -291,15 +285,12 @@ def _collect(district):
 
 
 def tick_energy(now):
-    """Simulate one energy tick."""
+    """Simulate one energy tick: demand curve, solar by sun elevation, persistent wind, frequency wobble."""
     return len(ingest("energy", get_simulator().energy_readings(now), source=SOURCE))
 
 
 def ensure_registered(app):
     """Register the simulated bins (level readings need them) before the first tick."""
-    from src.db import get_db
-    from src.models import bins
-
     simulator = get_simulator(app)
     db = get_db(app)
     known = bins.existing_ids(db, [b["bin_id"] for b in simulator.bins])
@@ -314,9 +305,6 @@ def ensure_registered(app):
 
 def tick_emergency(now):
     """Occasional incidents, dispatched to the nearest unit; units travel, work and return."""
-    from src.errors import ApiError
-    from src.services import emergency
-
     simulator = get_simulator()
     # The first tick after start always raises one, so the module shows life within a minute of start.
     if simulator.rng.random() < 0.08 or not simulator.emergency_started:
@@ -338,10 +326,6 @@ def tick_emergency(now):
 
 def purge(app):
     """Delete everything the simulator made: readings, latest values, alerts, rollups, incidents."""
-    from src.db import get_db
-    from src.models import alerts, emergency_incidents, latest, readings, rollups, traffic_incidents
-    from src.services.latest import get_cache
-
     db = get_db(app)
     counts = {
         "readings": readings.delete_by_source(db, SOURCE),

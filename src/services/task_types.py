@@ -16,6 +16,7 @@ from src.realtime.wire import to_wire
 from src.models import readings
 from src.schemas import tasks as schemas
 from src.schemas.reading_queries import reading_out_schema
+from src.services import analytics, emergency, traffic, waste
 
 EXPORT_BATCH = 2000
 MAX_EXPORT_ROWS = 500000
@@ -32,8 +33,6 @@ class TaskType:
 
 
 def waste_route_optimization(data, ctx):
-    from src.services import waste
-
     ctx.progress(10, "selecting bins")
     route = waste.optimise_route(district=data.get("district"), fill_threshold=data["fill_threshold"],
                                  yield_fn=ctx.yield_fn)
@@ -48,23 +47,17 @@ def waste_route_optimization(data, ctx):
 
 
 def traffic_signal_retiming(data, ctx):
-    from src.services import traffic
-
     ctx.progress(10, "reading current flows")
     timings = traffic.signal_timings(district=data.get("district"), yield_fn=ctx.yield_fn)
     return to_wire(timings)
 
 
 def emergency_coverage_analysis(data, ctx):
-    from src.services import emergency
-
     ctx.progress(10, "locating available units")
     return to_wire(emergency.coverage_analysis(yield_fn=ctx.yield_fn))
 
 
 def report_generation(data, ctx):
-    from src.services import analytics
-
     report = analytics.comprehensive_report(data["start"], data["end"], data["modules"],
                                             progress=lambda pct, message: ctx.progress(min(pct, 99), message))
     return to_wire(report)

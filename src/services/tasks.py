@@ -7,23 +7,15 @@ from src.errors import ApiError
 from src.realtime import broadcast
 from src.models import tasks
 from src.redis_client import attempt
+from src.schemas.tasks import task_wire
 from src.domain import now_utc
 from src.services import task_types
 
 
-def status_payload(task, **extra):
-    """What `task_status` carries."""
-    # `taskType` is the deprecated camelCase alias of `task_type`; both are sent.
-    payload = {"id": task["_id"], "task_id": task["_id"], "task_type": task["task_type"],
-               "taskType": task["task_type"], "status": task["status"],
-               "progress": task.get("progress", 0), "priority": task["priority"], "attempts": task.get("attempts", 0),
-               "message": task.get("message"), "error": task.get("error"), "updated_at": task.get("updated_at")}
-    payload.update(extra)
-    return payload
-
-
-def announce(task, **extra):
-    broadcast.emit_task_status(task["owner_id"], status_payload(task, **extra))
+def announce(task, **overrides):
+    """`task_status`: the task as GET /api/tasks/<id> shows it; `overrides` (a retry's message and error)
+    describe this change without being stored."""
+    broadcast.emit_task_status(task["owner_id"], task_wire(dict(task, **overrides)))
 
 
 def wake_key(app=None):

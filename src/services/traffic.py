@@ -21,17 +21,18 @@ from marshmallow import ValidationError
 from src.db import get_db
 from src.errors import ApiError
 from src.realtime import broadcast
+from src.schemas.alerts import alert_wire
 from src.models import alerts, traffic_incidents
-from src.domain import SEVERITY_RANK, actor, now_utc
+from src.domain import actor, now_utc
 from src.schemas.traffic import TrafficIncidentCreateSchema
-from src.services import city, routing, signals
+from src.services import city, incidents, routing, signals
 from src.services.latest import get_cache
 
 COUNT_INTERVAL_S = 60
 PHASES = ("ns", "ew")
 ALERT_SEVERITIES = ("high", "critical")
-# The status an incident must be in to move to the key status.
-PREVIOUS_STATUS = {"responding": "reported", "cleared": "responding"}
+# Moves an operator may make with PATCH: reported -> responding -> cleared, one step at a time.
+TRANSITIONS = {"reported": ("responding",), "responding": ("cleared",)}
 
 
 def _city_sensors():
@@ -68,15 +69,9 @@ def create_incident(data, user=None, source="api"):
         location = _sensor_location(data["sensor_id"])
         if location is None:
             raise ValidationError({"location": [f"Sensor {data['sensor_id']!r} has no known location; give one."]})
-    point = tuple(location["coordinates"][:2])
     db = get_db()
-    incident = traffic_incidents.create(db, {
-        "type": data["type"], "severity": data["severity"], "severity_rank": SEVERITY_RANK[data["severity"]],
-        "description": data.get("description", ""), "location": location,
-        "district": data.get("district") or city.nearest_district(point),
-        "sensor_id": data.get("sensor_id"), "road_id": data.get("road_id"), "source": source,
-        "reported_at": data.get("reported_at") or now_utc(), "reported_by": actor(user), "status": "reported",
-    })
+    incident = incidents.record(traffic_incidents, data, location, user, source,
+                                sensor_id=data.get("sensor_id"), road_id=data.get("road_id"))
     if incident["severity"] in ALERT_SEVERITIES:
         alert = alerts.insert_event_alert(db, {
             "module": "traffic", "type": "incident", "severity": incident["severity"],
@@ -86,7 +81,7 @@ def create_incident(data, user=None, source="api"):
         })
         traffic_incidents.set_fields(db, incident["_id"], {"alert_id": alert["_id"]})
         incident["alert_id"] = alert["_id"]
-        broadcast.emit_alert(alert)
+        broadcast.emit_alert(alert_wire(alert))
     return incident
 
 
@@ -96,17 +91,14 @@ def _alert_message(incident):
     return f"{text}: {incident['description']}" if incident.get("description") else text
 
 
-def list_incidents(limit=50, offset=0, sort="-reported_at", start=None, end=None, status=None, district=None,
-                   severity=None, type=None):
-    return traffic_incidents.list_page(get_db(), limit=limit, offset=offset, sort=sort, start=start, end=end,
-                                       status=status, district=district, severity=severity, incident_type=type)
+def list_incidents(**filters):
+    """One page of traffic incidents (the filters of `incidents.list_page`)."""
+    return incidents.list_page(traffic_incidents, **filters)
 
 
 def get_incident(incident_id):
-    incident = traffic_incidents.get(get_db(), incident_id)
-    if incident is None:
-        raise ApiError("Traffic incident not found", status=404)
-    return incident
+    """The traffic incident with this id; 404 if there is none."""
+    return incidents.get_or_404(traffic_incidents, incident_id, "Traffic incident not found")
 
 
 def update_incident(incident_id, data, user=None):
@@ -115,22 +107,12 @@ def update_incident(incident_id, data, user=None):
     Clearing an incident resolves the alert it raised.
     """
     db = get_db()
-    current = get_incident(incident_id)
-    target = data["status"]
-    previous = PREVIOUS_STATUS.get(target)
-    if previous is None or current["status"] != previous:
-        _refuse(current["status"], target)
-    now = now_utc()
-    changes = {"status": target, f"{target}_at": now, f"{target}_by": actor(user)}
-    if data.get("note") is not None:
-        changes["note"] = data["note"]
-    updated = traffic_incidents.update_if_status(db, incident_id, previous, changes)
-    if updated is None:  # someone else moved it between our read and write
-        _refuse(get_incident(incident_id)["status"], target)
-    if target == "cleared" and updated.get("alert_id"):
+    updated = incidents.move(traffic_incidents, get_incident, incident_id, data, TRANSITIONS, _refuse,
+                             lambda current, target: {f"{target}_at": now_utc(), f"{target}_by": actor(user)})
+    if data["status"] == "cleared" and updated.get("alert_id"):
         resolved = alerts.resolve(db, updated["alert_id"], actor(user) or "system")
         if resolved:
-            broadcast.emit_alert_updated(resolved, "resolved")
+            broadcast.emit_alert_updated(alert_wire(resolved), "resolved")
     return updated
 
 

@@ -25,6 +25,8 @@ from src import create_app  # noqa: E402
 from src import http_server  # noqa: E402
 from src.config import ConfigError  # noqa: E402
 from src.events import sweeper  # noqa: E402
+from src.extensions import socketio  # noqa: E402
+from src.realtime import seam  # noqa: E402
 from src.schedulers import start_scheduler, stop_scheduler  # noqa: E402
 from src.services import watchdog  # noqa: E402
 from src.services.task_worker import start_pool  # noqa: E402
@@ -66,6 +68,7 @@ def main(argv):
     else:
         start_pool(app)
         sweeper.start_sweeper(app)
+        seam.start_listening(socketio.server)
         serve(app)
 
 

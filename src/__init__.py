@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from src import db, http_server, outages, redis_client, schedulers
 from src.realtime import seam
+from src.realtime.recovery import Recovery
 from src.realtime.seam import make_client_manager
 from src.services import ingest, latest, seed
 from src.config import get_config
@@ -80,7 +81,10 @@ def register_extensions(app):
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        client_manager=make_client_manager(app.config["REDIS_URL"], seam.guards, app.config["SOCKETIO_CHANNEL"]),
+        client_manager=make_client_manager(app.config["REDIS_URL"], seam.guards, app.config["SOCKETIO_CHANNEL"],
+                                           Recovery(app.config["SESSION_RECOVERY_S"],
+                                                    app.config["SESSION_RECOVERY_MAX_PACKETS"],
+                                                    app.config["RATELIMIT_KEY_PREFIX"])),
         cors_allowed_origins=origins if origins == "*" else [o.strip() for o in origins.split(",")],
         # Any origin may connect with `*`, but never with credentials (tokens go in `auth`, not cookies).
         cors_credentials=origins != "*",

@@ -384,6 +384,25 @@ def rate_limit_key():
     return f"ip:{get_remote_address()}"
 
 
+def token_subject(token):
+    """The user a correctly signed token names, expired or not (a rate-limit key); None otherwise."""
+    if not isinstance(token, str) or not token:
+        return None
+    try:
+        return str(jwt.decode(token, _secret(), algorithms=[ALGORITHM], options={"verify_exp": False})["sub"])
+    except (jwt.InvalidTokenError, UnicodeError, TypeError, KeyError):
+        return None
+
+
+def renewal_claims(token, user_id):
+    """The claims of a fresh access token that renews a socket session of `user_id`; raises AuthError."""
+    claims = decode_token(token, ACCESS)
+    if claims["sub"] != user_id:
+        raise AuthError("The token belongs to another user", error="forbidden", status=403)
+    load_user(claims)  # refuses a disabled account
+    return claims
+
+
 def socket_identity(auth, query_token=None):
     """The claims of a Socket.IO connect's token, from `auth={'token': ...}` or `?token=`; raises AuthError."""
     token = auth.get("token") if isinstance(auth, dict) else None

@@ -181,6 +181,16 @@ class Config:
     SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "citypulse-socketio")
     # Sockets are checked this often for expired or revoked tokens and changed accounts.
     SESSION_SWEEP_S = _float("SESSION_SWEEP_S", 2)
+    # Connection state recovery: a client that reconnects within SESSION_RECOVERY_S gets its rooms,
+    # its alert subscription and every broadcast it missed (0 turns recovery off). The packet log
+    # keeps at most SESSION_RECOVERY_MAX_PACKETS broadcasts (a bound on memory); older positions
+    # give a fresh session.
+    SESSION_RECOVERY_S = _float("SESSION_RECOVERY_S", 120)
+    SESSION_RECOVERY_MAX_PACKETS = _int("SESSION_RECOVERY_MAX_PACKETS", 20000)
+    # `token_expiring` is sent this long before a socket's access token expires.
+    TOKEN_EXPIRY_NOTICE_S = _float("TOKEN_EXPIRY_NOTICE_S", 60)
+    SOCKET_CONNECTS_PER_MINUTE = _float("SOCKET_CONNECTS_PER_MINUTE", 60)
+    SOCKET_CONNECTS_BURST = _int("SOCKET_CONNECTS_BURST", 20)
     # A connection must complete the Socket.IO CONNECT (authenticate) within this, or is closed.
     SOCKET_CONNECT_TIMEOUT_S = _float("SOCKET_CONNECT_TIMEOUT_S", 10)
     # Client-caused failures (bad packets, unknown events, refused payloads) are counted always
@@ -277,6 +287,7 @@ class TestingConfig(Config):
     BCRYPT_ROUNDS = 4  # the minimum bcrypt accepts; keeps the suite fast
     RAW_RETENTION_HOURS = 720  # tests post readings days in the past; retention tests set their own
     RATELIMIT_ENABLED = False  # rate-limit tests switch it back on
+    SOCKET_CONNECTS_BURST = 100000  # tests connect the same user hundreds of times; the limit's own test sets it
     SCHEDULER_ENABLED = False
     SIMULATION_ENABLED = False
     TASK_WORKERS = 0  # tests run workers explicitly

@@ -213,7 +213,9 @@ class LiveServer:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
         full_env.update({"APP_ENV": "development", "HOST": "127.0.0.1", "PORT": str(self.port),
                          "SCHEDULER_ENABLED": "false", "BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING",
-                         "JWT_SECRET_KEY": "live-test-secret-key-that-is-long-enough"})
+                         "JWT_SECRET_KEY": "live-test-secret-key-that-is-long-enough",
+                         # Tests connect one user hundreds of times; the connect limit's own test lowers it.
+                         "SOCKET_CONNECTS_BURST": "100000"})
         if os.environ.get("TEST_MONGO_URI"):
             full_env["MONGO_URI"] = os.environ["TEST_MONGO_URI"]
             full_env["MONGO_DB_NAME"] = f"citypulse_test_{uuid.uuid4().hex[:12]}"
@@ -272,3 +274,39 @@ def live_server():
     yield start
     for server in servers:
         server.stop()
+
+
+# In CI (or when asked) a missing node / socket.io-client is a failure, not a skip.
+NODE_REQUIRED = os.environ.get("CI") == "true" or os.environ.get("REQUIRE_NODE") == "1"
+
+
+@pytest.fixture
+def js_client_factory():
+    """Start official socket.io-client drivers (tests/js_client.py); all are closed after the test.
+
+    Skipped when node or tests/js/node_modules/socket.io-client is missing (`make js-deps` installs it);
+    a failure instead in CI or with REQUIRE_NODE=1.
+    """
+    from tests.js_client import JsClient, missing_requirement
+
+    reason = missing_requirement()
+    if reason:
+        if NODE_REQUIRED:
+            pytest.fail(f"{reason} (required in CI / with REQUIRE_NODE=1)")
+        pytest.skip(reason)
+    clients = []
+
+    def make():
+        client = JsClient()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def js_client(js_client_factory):
+    """One official socket.io-client driver: js_client.connect(url, auth={"token": ...})."""
+    return js_client_factory()

@@ -290,3 +290,40 @@ def test_https_rest_and_wss_while_plain_http_redirects(live_server, nginx, certi
     session.verify = certificate["cert"]  # engine.io passes it on to the WebSocket as its CA
     client.sio.eio.http = session
     assert_live_updates(client.connect(), api, "T-wss")  # WebSocket only, over TLS: wss://
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("reads_offsets", [True, False])
+def test_official_client_recovers_on_another_process_when_its_own_dies(live_server, nginx, redis_db, js_client,
+                                                                       reads_offsets):
+    """Two processes behind nginx share Redis; the client's process is killed; it recovers on the other.
+
+    A first session without `recovery: true` has no offset and no position its dead process saved:
+    it gets a fresh session (and re-joins), never a replay that could repeat what it saw."""
+    backends = start_together(*[lambda: live_server(RATELIMIT_ENABLED="false", REDIS_URL=redis_db)] * 2)
+    proxy = nginx("nginx.conf", backends)
+    own = next(b for b in backends if addr(b) == proxy.fetch("/api/health", "127.0.0.1")[1])
+    other = next(b for b in backends if b is not own)
+    api = Api(other)
+    # `recovery: true` says the client reads offsets from its first connection; without it, a first
+    # session is recovered only after a transport close its own process saw (docs/events.md).
+    js_client.connect(proxy.url, auth=dict({"token": api.token}, **({"recovery": True} if reads_offsets else {})))
+    js_client.wait_for("connected")
+    assert js_client.emit("join_room", {"room": "traffic_monitoring"})["ok"] is True
+    api.traffic("T-csr-1")
+    js_client.wait_for(lambda r: r.get("event") == "traffic_update" and r["args"][0]["sensor_id"] == "T-csr-1")
+    mark = js_client.mark()
+    own.proc.kill()  # SIGKILL: no disconnect handler, no goodbye
+    js_client.wait_for("disconnect", after=mark)
+    missed = [api.traffic(f"T-csr-{n}")["sensor_id"] for n in (2, 3, 4)]
+    hello = js_client.wait_for("connected", after=mark, timeout=20)[0]["args"][0]
+    if not reads_offsets:
+        assert hello["recovered"] is False and "traffic_monitoring" not in hello["joined"]
+        assert js_client.events("traffic_update", after=mark) == []
+        return
+    assert hello["recovered"] is True and js_client.state()["recovered"] is True
+    api.traffic("T-csr-5")
+    js_client.wait_for(lambda r: r.get("event") == "traffic_update" and r["args"][0]["sensor_id"] == "T-csr-5",
+                       after=mark)
+    got = [r["args"][0]["sensor_id"] for r in js_client.events("traffic_update", after=mark)]
+    assert got == missed + ["T-csr-5"], got

@@ -8,7 +8,9 @@ library, which logged a traceback per packet. This module, installed once per se
   to the catch-all handler, which refuses it like any unknown event, within the event budget;
 - records whether the client asked for an ack (python-socketio hides it from handlers);
 - turns a packet the library cannot parse into a counted fault and a closed connection
-  (as the Node server does), never a traceback.
+  (as the Node server does), never a traceback;
+- adds the session's `pid` to the CONNECT reply (connection state recovery; python-socketio
+  sends only `sid`).
 """
 import threading
 
@@ -31,6 +33,7 @@ def install(server):
         return
     _guard_events(server)
     _guard_packets(server)
+    _announce_pid(server)
     server._citypulse_guarded = True
 
 
@@ -76,3 +79,16 @@ def _guard_packets(server):
             return None
 
     server.eio.on("message", receive)
+
+
+def _announce_pid(server):
+    original = server._send_packet
+
+    def send_packet(eio_sid, pkt):
+        if pkt.packet_type == packet.CONNECT and isinstance(pkt.data, dict) and "sid" in pkt.data:
+            pid = sessions.pending_pids.pop(pkt.data["sid"], None)
+            if pid is not None:
+                pkt.data = dict(pkt.data, pid=pid)
+        return original(eio_sid, pkt)
+
+    server._send_packet = send_packet

@@ -2,19 +2,21 @@
 import functools
 import logging
 import time
+from datetime import datetime, timezone
 
 from flask import current_app, request
-from flask_socketio import ConnectionRefusedError, join_room, leave_room, rooms
+from flask_socketio import ConnectionRefusedError
 from marshmallow import ValidationError
 
 from src import auth
 from src.errors import UNAVAILABLE_ERRORS, ApiError, error_body
-from src.events import guard
+from src.events import guard, sweeper
 from src.realtime import broadcast, metrics, seam, sessions
 from src.realtime import rooms as room_names
 from src.extensions import socketio
 from src.domain import MODULES, SEVERITIES, isoformat_z, now_utc
-from src.schemas.events import EmptySchema, RealTimeRequestSchema, RoomSchema, SubscribeAlertsSchema
+from src.schemas.events import (EmptySchema, ReauthenticateSchema, RealTimeRequestSchema, RoomSchema,
+                                SubscribeAlertsSchema)
 from src.services import alert_replay, latest
 
 log = logging.getLogger(__name__)
@@ -35,9 +37,10 @@ def _admit(name):
     client = sessions.clients.get(request.sid)
     if client is None:
         return None, _fail(name, "unauthorized", "Not authenticated")
-    if client["claims"]["exp"] < time.time():
-        socketio.start_background_task(_disconnect_soon, request.sid)  # after this ack is sent
-        return None, _fail(name, "token_expired", "Your token expired; reconnect with a fresh one", fault=False)
+    if client["claims"]["exp"] < time.time() and name != "reauthenticate":
+        socketio.start_background_task(sweeper.close_for_renewal, request.sid)  # after this ack is sent
+        return None, _fail(name, "token_expired", "Your token expired; send reauthenticate or reconnect with a "
+                                                  "fresh one", fault=False)
     if not client["bucket"].take():
         metrics.refused_events.add()
         return None, _fail(name, "rate_limited", "Too many events; this one was dropped")
@@ -87,7 +90,11 @@ def on_unknown_event(event, *payload):
 
 @socketio.on("connect")
 def on_connect(auth_payload=None):
-    """Authenticate with auth={token} or ?token=, join the private user room, say hello."""
+    """Authenticate with auth={token} or ?token=; recover the session `pid` names, or start one; say hello."""
+    if not sessions.connect_allowed(_connect_key(auth_payload), current_app.config):
+        sessions.record_fault(None, "connect_rate_limited", request.sid, current_app.config)
+        raise ConnectionRefusedError("Too many connection attempts; wait a few seconds",
+                                     {"error": "rate_limited"})
     try:
         claims = auth.socket_identity(auth_payload, request.args.get("token"))
         user = auth.load_user(claims)
@@ -102,20 +109,31 @@ def on_connect(auth_payload=None):
     except Exception:
         log.exception("socket connect failed")
         raise ConnectionRefusedError("The server could not authenticate you", {"error": "internal_error"})
-    sessions.open_session(request.sid, user, claims, current_app.config, request.remote_addr)
-    join_room(room_names.user_room(user["_id"]))
+    client = sessions.open_session(request.sid, user, claims, current_app.config, request.remote_addr,
+                                   capable=sessions.reads_offsets(auth_payload))
+    recovered, missed = sessions.start(request.sid, client, user, auth_payload)
     broadcast.emit_connected({
         "sid": request.sid,
         "user": {"id": str(user["_id"]), "email": user["email"], "role": user["role"]},
         "rooms": room_names.available_rooms(user["role"]),
         "server_time": isoformat_z(now_utc()),
+        "token_expires_at": isoformat_z(datetime.fromtimestamp(claims["exp"], timezone.utc)),
+        "recovered": recovered, "missed": missed,
+        "joined": sorted(client["rooms"]), "subscription": client["subscription"],
     })
 
 
+def _connect_key(auth_payload):
+    """Who a connection attempt counts against: the token's user when it names one, else the address."""
+    subject = auth.token_subject(auth_payload.get("token") if isinstance(auth_payload, dict) else None)
+    return f"user:{subject}" if subject else f"ip:{request.remote_addr}"
+
+
 @socketio.on("disconnect")
-def on_disconnect(*args):
-    """Forget the connection's state (only the server calls this: clients cannot send `disconnect`)."""
-    sessions.close_session(request.sid)
+def on_disconnect(reason=None, *args):
+    """Keep the session for recovery after a transport failure, forget it otherwise (only the server
+    calls this: clients cannot send `disconnect`)."""
+    sessions.end(request.sid, reason)
     seam.guards.close(request.sid)
 
 
@@ -127,7 +145,8 @@ def on_join_room(client, data):
         raise ApiError(f"You may not join {data['room']}", status=403, error="forbidden")
     if refusal:
         raise ApiError(f"Unknown room {data['room']}", status=404, error="unknown_room")
-    join_room(data["room"])
+    sessions.enter(request.sid, data["room"])
+    sessions.save(request.sid)
     return {"room": data["room"]}
 
 
@@ -136,17 +155,18 @@ def on_leave_room(client, data):
     """Leave a room joined with join_room."""
     if room_names.check_joinable(data["room"], client["role"]) is not None:
         raise ApiError(f"Not a room you can leave: {data['room']}", status=404, error="unknown_room")
-    was_member = data["room"] in rooms()
-    leave_room(data["room"])
+    was_member = data["room"] in client["rooms"]
+    sessions.leave(request.sid, data["room"])
+    sessions.save(request.sid)
     return {"room": data["room"], "was_member": was_member}
 
 
-def _set_alert_rooms(wanted):
-    current = {room for room in rooms() if room_names.is_alert_room(room)}
+def _set_alert_rooms(client, wanted):
+    current = {room for room in client["rooms"] if room_names.is_alert_room(room)}
     for room in current - set(wanted):
-        leave_room(room)
+        sessions.leave(request.sid, room)
     for room in set(wanted) - current:
-        join_room(room)
+        sessions.enter(request.sid, room)
 
 
 @client_event("subscribe_alerts", SubscribeAlertsSchema)
@@ -157,9 +177,10 @@ def on_subscribe_alerts(client, data):
     since = alert_replay.resolve_since(data["since"]) if data["since"] is not None else None  # may refuse: rooms untouched
     if since is not None:
         seam.guards.open(request.sid)  # before joining: live copies from now on are tracked
-    _set_alert_rooms(wanted)
+    _set_alert_rooms(client, wanted)
     client["subscription"] = {"modules": modules or list(MODULES),
                               "severity_levels": severities or list(SEVERITIES)}
+    sessions.save(request.sid)
     result = {"subscription": client["subscription"], "rooms": len(wanted)}
     if since is not None:
         result.update(alert_replay.replay_missed(request.sid, modules, severities, since))
@@ -169,8 +190,9 @@ def on_subscribe_alerts(client, data):
 @client_event("unsubscribe_alerts")
 def on_unsubscribe_alerts(client, data):
     """Stop receiving alerts."""
-    _set_alert_rooms([])
+    _set_alert_rooms(client, [])
     client["subscription"] = None
+    sessions.save(request.sid)
     seam.guards.close(request.sid)
     return {"subscription": None}
 
@@ -184,7 +206,7 @@ def on_request_real_time_data(client, data):
     return snapshot
 
 
-def _disconnect_soon(sid):
-    socketio.sleep(0.2)
-    sessions.close_session(sid)
-    socketio.server.disconnect(sid)
+@client_event("reauthenticate", ReauthenticateSchema)
+def on_reauthenticate(client, data):
+    """Extend the session in place with a fresh access token for the same user (before or just after expiry)."""
+    return sessions.renew(request.sid, auth.renewal_claims(data["token"], client["user_id"]))

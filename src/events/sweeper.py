@@ -8,12 +8,15 @@ SOCKET_CONNECT_TIMEOUT_S. Anything else is disconnected.
 import logging
 import time
 from collections import Counter
+from datetime import datetime, timezone
 
 from src import auth
 from src.db import get_db
 from src.errors import UNAVAILABLE_ERRORS
 from src.extensions import socketio
 from src.models import users
+from src.domain import isoformat_z
+from src.realtime import broadcast, sessions
 from src.realtime.sessions import clients, faults_total, forget_anonymous
 
 log = logging.getLogger("citypulse.sockets")
@@ -67,9 +70,20 @@ def close_transport(server, eio_sid):
             pass
 
 
-def sweep_sessions(server):
-    """Disconnect sockets whose token expired or was revoked, whose account was disabled or changed
-    role, or that have no session record at all. Returns how many were disconnected."""
+# Ends a client comes back from by itself: the transport closes (not the Socket.IO session), the
+# official client reconnects with a fresh token from its auth callback and recovers its session
+# (in the new role's rooms after a role change). The other ends are final.
+RENEWABLE = {"token_expired", "role_changed"}
+END_MESSAGES = {
+    "token_revoked": "Your token was revoked (signed out or password changed); sign in again",
+    "user_inactive": "Your account was disabled or deleted",
+    "no_session": "This connection has no session",
+}
+
+
+def sweep_sessions(server, notice_s=60.0):
+    """End sockets whose token expired or was revoked, whose account was disabled or changed role, or
+    that have no session record; warn those whose token expires within `notice_s`. Returns how many ended."""
     connected = _connected(server)
     for sid in [sid for sid in clients if sid not in connected]:
         clients.pop(sid, None)  # a disconnect we did not hear about
@@ -81,6 +95,11 @@ def sweep_sessions(server):
             doomed[sid] = "token_expired"
         elif auth.is_revoked(claims):
             doomed[sid] = "token_revoked"
+        elif claims["exp"] - now <= notice_s and not client["expiry_notice_sent"]:
+            client["expiry_notice_sent"] = True
+            broadcast.emit_token_expiring(sid, {"expires_at": isoformat_z(datetime.fromtimestamp(claims["exp"],
+                                                                                                 timezone.utc)),
+                                                "seconds_left": max(0, round(claims["exp"] - now))})
     accounts = _accounts({c["user_id"] for sid, c in clients.items() if sid not in doomed})
     for sid, client in list(clients.items()):
         account = accounts.get(client["user_id"])
@@ -91,10 +110,25 @@ def sweep_sessions(server):
         elif account["role"] != client["role"]:
             doomed[sid] = "role_changed"  # reconnecting gives the new role's rooms
     for sid, reason in doomed.items():
-        clients.pop(sid, None)
-        server.disconnect(sid)
         sessions_ended[reason] += 1
+        if reason in RENEWABLE:
+            close_for_renewal(sid)
+            continue
+        if sid in clients:
+            broadcast.emit_session_ended(sid, {"reason": reason, "message": END_MESSAGES[reason]})
+        server.disconnect(sid)  # the disconnect handler drops the session and its recovery record
     return len(doomed)
+
+
+def close_for_renewal(sid):
+    """Close a session's transport, not the session: the client reconnects by itself and recovers."""
+    server = socketio.server
+    client = clients.get(sid)
+    if client is not None:
+        client["recoverable_close"] = True
+    eio_sid = server.manager.eio_sid_from_sid(sid, "/")
+    if eio_sid is not None:
+        close_transport(server, eio_sid)
 
 
 def _accounts(user_ids):
@@ -116,8 +150,11 @@ def start_sweeper(app):
     server = socketio.server
     handshake_timeout = app.config["SOCKET_CONNECT_TIMEOUT_S"]
     session_every = max(0.2, app.config["SESSION_SWEEP_S"])
+    notice_s = app.config["TOKEN_EXPIRY_NOTICE_S"]
+    # Records of connected sessions are re-saved well within their TTL, for a process that dies.
+    refresh_every = max(1.0, app.config["SESSION_RECOVERY_S"] / 4)
     tick = min(1.0, session_every, handshake_timeout / 2)
-    state = {"next_session_sweep": 0.0}
+    state = {"next_session_sweep": 0.0, "next_refresh": 0.0}
 
     def loop():
         while True:
@@ -127,7 +164,11 @@ def start_sweeper(app):
                 if time.monotonic() >= state["next_session_sweep"]:
                     state["next_session_sweep"] = time.monotonic() + session_every
                     with app.app_context():
-                        sweep_sessions(server)
+                        sweep_sessions(server, notice_s)
+                if time.monotonic() >= state["next_refresh"]:
+                    state["next_refresh"] = time.monotonic() + refresh_every
+                    with app.app_context():
+                        sessions.refresh_records()
             except UNAVAILABLE_ERRORS:
                 pass  # MongoDB down: the outage is logged where requests see it; sweep again next tick
             except Exception:

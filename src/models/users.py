@@ -11,10 +11,11 @@ ROLES = ("admin", "operator", "viewer")
 _oid = query.object_id
 
 
-def create(db, email, username, password_hash, role, full_name=None):
-    """Insert a user; a duplicate email or username raises DuplicateKeyError."""
+def create(db, email, username, password_hash, role, full_name=None, user_id=None):
+    """Insert a user (with `user_id`, or a new ObjectId); a duplicate email or username raises DuplicateKeyError."""
     now = now_utc()
-    doc = {
+    doc = {} if user_id is None else {"_id": user_id}
+    doc.update({
         "email": email.lower(),
         "username": username,
         "password_hash": password_hash,
@@ -25,7 +26,7 @@ def create(db, email, username, password_hash, role, full_name=None):
         "updated_at": now,
         "password_changed_at": None,
         "last_login_at": None,
-    }
+    })
     doc["_id"] = db.users.insert_one(doc).inserted_id
     return doc
 

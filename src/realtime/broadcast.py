@@ -11,7 +11,24 @@ from src.extensions import socketio
 
 
 def _emit(event, payload, to):
+    """To rooms: once for the plain rooms, and once, logged with an offset, for the recovery twins."""
     socketio.emit(event, payload, to=to)
+    manager = socketio.server.manager
+    if manager.recovery is not None and manager.recovery.enabled:
+        targets = [to] if isinstance(to, str) else list(to)
+        manager.publish_logged(event, payload, targets, [rooms.recovery_twin(room) for room in targets])
+    metrics.record_emit(event)
+
+
+def _send(event, payload, sid):
+    """To one client: not logged and without an offset (replies, notices, replays)."""
+    socketio.emit(event, payload, to=sid)
+    metrics.record_emit(event)
+
+
+def deliver_missed(sid, event, data):
+    """A logged packet `(payload, offset)` that a recovering session missed, from this process only."""
+    socketio.server.manager.deliver_locally(event, data, sid)
     metrics.record_emit(event)
 
 
@@ -46,44 +63,32 @@ def emit_reading(module, reading):
     _emit(f"{module}_update", payload, [rooms.module_room(module), rooms.sensor_room(reading["sensor_id"])])
 
 
-def alert_payload(alert, **extra):
-    """The public shape of an alert event."""
-    payload = {
-        "id": alert["_id"], "module": alert["module"], "severity": alert["severity"], "type": alert["type"],
-        "message": alert["message"], "sensor_id": alert.get("sensor_id"), "value": alert.get("value"),
-        "threshold": alert.get("threshold"), "status": alert["status"], "created_at": alert["created_at"],
-        "raised_at": alert.get("raised_at", alert["created_at"]), "rule_id": alert.get("rule_id"),
-        "count": alert.get("count", 1), "district": alert.get("district"),
-    }
-    payload.update(extra)
-    return to_wire(payload)
-
+# Alerts and tasks arrive already dumped by their schema (schemas.alerts.alert_wire, schemas.tasks.task_wire),
+# the same shape REST returns; an event adds only its own extras on top.
 
 def emit_alert(alert, escalated=False):
-    """`<module>_alert` to exactly the subscribers whose filter matches module and severity."""
-    payload = alert_payload(alert, escalated=escalated)
+    """`<module>_alert` (adds `escalated`) to exactly the subscribers whose filter matches module and severity."""
+    payload = to_wire(dict(alert, escalated=escalated))
     _emit(f"{alert['module']}_alert", payload, rooms.alert_room(alert["module"], alert["severity"]))
 
 
 def emit_replayed_alert(sid, alert):
-    """A stored alert replayed to one client after `subscribe_alerts` with `since`."""
-    payload = alert_payload(alert, replayed=True)
-    _emit(f"{alert['module']}_alert", payload, sid)
+    """A stored alert (adds `replayed: true`) replayed to one client after `subscribe_alerts` with `since`."""
+    payload = to_wire(dict(alert, replayed=True))
+    _send(f"{alert['module']}_alert", payload, sid)
 
 
 def emit_alert_updated(alert, change):
-    """`alert_updated` (acknowledged, resolved, escalated...) to the alert's subscribers."""
-    payload = alert_payload(alert, change=change, acknowledged_by=alert.get("acknowledged_by"),
-                            acknowledged_at=alert.get("acknowledged_at"), resolved_by=alert.get("resolved_by"),
-                            resolved_at=alert.get("resolved_at"), note=alert.get("note"))
+    """`alert_updated` (adds `change`: acknowledged, resolved, deescalated) to the alert's subscribers."""
+    payload = to_wire(dict(alert, change=change))
     # Everyone who saw the alert at some severity hears how it ends, not only today's severity.
     severities = {alert["severity"]} | {step.get("from") for step in alert.get("severity_history") or []}
     _emit("alert_updated", payload, [rooms.alert_room(alert["module"], s) for s in sorted(severities) if s])
 
 
-def emit_task_status(owner_id, status):
-    """`task_status` to the task owner's private room."""
-    _emit("task_status", to_wire(status), rooms.user_room(owner_id))
+def emit_task_status(owner_id, task):
+    """`task_status` (the dumped task, no extras) to the task owner's private room."""
+    _emit("task_status", to_wire(task), rooms.user_room(owner_id))
 
 
 def emit_system(stats):
@@ -93,5 +98,14 @@ def emit_system(stats):
 
 def emit_public_alert(alert):
     """`public_alert` to every connected client (emergency broadcasts)."""
-    socketio.emit("public_alert", to_wire(alert))
-    metrics.record_emit("public_alert")
+    _emit("public_alert", to_wire(alert), rooms.EVERYONE)
+
+
+def emit_token_expiring(sid, payload):
+    """`token_expiring` {expires_at, seconds_left}: send `reauthenticate` with a fresh token before then."""
+    _send("token_expiring", payload, sid)
+
+
+def emit_session_ended(sid, payload):
+    """`session_ended` {reason, message}, just before the server ends a session for good."""
+    _send("session_ended", payload, sid)

@@ -3,6 +3,7 @@
 from src.domain import MODULES, SEVERITIES
 
 SYSTEM = "system"
+EVERYONE = "everyone"  # every session is in it (public alerts); not joinable by name
 ADMIN = "admin"
 SENSOR_PREFIX = "sensor:"
 MAX_SENSOR_ID = 64
@@ -18,6 +19,11 @@ def sensor_room(sensor_id):
 
 def alert_room(module, severity):
     return f"alerts:{module}:{severity}"
+
+
+def recovery_twin(room):
+    """The room that carries `room`'s broadcasts with offsets, for recovery-capable sessions."""
+    return f"~{room}"
 
 
 def user_room(user_id):

@@ -12,12 +12,19 @@ This module removes those duplicates where delivery happens, in the client manag
 Only clients with an open seam (a few seconds after subscribing) are looked at, so ordinary
 fan-out stays the library's own loop.
 """
+import json
+import logging
+import secrets
 import threading
 import time
 
 from socketio import Manager, RedisManager
 
 from src import outages, redis_client
+from src.realtime import recovery as recovery_module
+
+log = logging.getLogger(__name__)
+LOGGED_PREFIX = recovery_module.LOGGED_PREFIX.encode()
 
 SEAM_SECONDS = 30.0
 
@@ -71,21 +78,35 @@ class SeamGuards:
 
 
 class SeamGuardMixin(Manager):
-    """Apply SeamGuards to live `*_alert` emits, at local delivery time."""
+    """Apply SeamGuards to live `*_alert` emits, at local delivery time; deliver logged packets."""
 
     seam_guards = None
+    recovery = None  # src.realtime.recovery.Recovery
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
         target = to or room
         guards = self.seam_guards
+        payload = data[0] if isinstance(data, tuple) and data else data  # (payload, offset) in twin rooms
         if (guards is not None and guards._guards and isinstance(event, str) and event.endswith("_alert")
-                and isinstance(data, dict) and not data.get("replayed") and isinstance(target, str)):
-            members = self.rooms.get(namespace, {}).get(target, {})
-            extra = guards.skip_live(data.get("id"), members)
+                and isinstance(payload, dict) and not payload.get("replayed") and target is not None):
+            namespace_rooms = self.rooms.get(namespace, {})
+            members = set()
+            for name in ([target] if isinstance(target, str) else target):
+                members.update(namespace_rooms.get(name, {}))
+            extra = guards.skip_live(payload.get("id"), members)
             if extra:
                 skip_sid = (skip_sid if isinstance(skip_sid, list) else [skip_sid]) + extra
         return super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to,
                             **kwargs)
+
+    def deliver_locally(self, event, data, rooms):
+        """Send to the members of `rooms` in this process only (never through the message queue)."""
+        SeamGuardMixin.emit(self, event, data, "/", room=rooms)
+
+    def publish_logged(self, event, payload, rooms, twins):
+        """Log and deliver a broadcast for recovery-capable sessions (one process: here and now)."""
+        recovery = self.recovery
+        recovery.deliver(recovery.next_local_offset(), event, payload, rooms, twins)
 
 
 class GuardedManager(SeamGuardMixin):
@@ -100,6 +121,37 @@ class GuardedRedisManager(RedisManager, SeamGuardMixin):
     processes miss what is emitted during the outage. Failures go to `outages.redis`, which
     logs the outage once, and publishing is skipped while Redis is known to be down.
     """
+
+    _logged_script = None
+
+    def publish_logged(self, event, payload, rooms, twins):
+        """Order and publish a logged packet in one Lua call; every process (this one too) delivers it
+        from the channel, so all hold the same log. With Redis down it is delivered here only."""
+        if not redis_client.skipping():
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                if self._logged_script is None:
+                    self._logged_script = self.redis.register_script(recovery_module.PUBLISH_SCRIPT)
+                packet = json.dumps({"event": event, "payload": payload, "rooms": list(rooms), "twins": list(twins)})
+                prefix = f"{self.channel}:csr"
+                self._logged_script(keys=[f"{prefix}:seq", f"{prefix}:epoch"],
+                                    args=[self.channel, packet, secrets.token_hex(4)])
+                outages.redis.recovered()
+                return
+            except Exception as exc:
+                self.connected = False
+                redis_client.report_failure(exc)
+        super().publish_logged(event, payload, rooms, twins)
+
+    def _handle_logged(self, data):
+        """A logged packet from the channel: log it and deliver it to this process's twin rooms."""
+        try:
+            _, offset, body = data.decode("utf-8").split("|", 2)
+            packet = json.loads(body)
+            self.recovery.deliver(offset, packet["event"], packet["payload"], packet["rooms"], packet["twins"])
+        except Exception:
+            log.exception("could not deliver a logged packet")
 
     def _publish(self, data):
         if redis_client.skipping():
@@ -125,7 +177,12 @@ class GuardedRedisManager(RedisManager, SeamGuardMixin):
                     self.pubsub.subscribe(self.channel)
                     subscribed = True
                     retry_sleep = 1
-                yield from self.pubsub.listen()
+                for message in self.pubsub.listen():
+                    data = message.get("data") if message.get("type") == "message" else None
+                    if isinstance(data, bytes) and data.startswith(LOGGED_PREFIX):
+                        self._handle_logged(data)
+                    else:
+                        yield message
             except Exception as exc:
                 redis_client.report_failure(exc)
                 subscribed = False
@@ -133,10 +190,21 @@ class GuardedRedisManager(RedisManager, SeamGuardMixin):
                 retry_sleep = min(retry_sleep * 2, 8)  # back within seconds of Redis returning
 
 
-def make_client_manager(redis_url, guards, channel="citypulse-socketio"):
+def start_listening(server):
+    """Start the client manager now rather than at the first connection: a process must hear (and
+    log) every broadcast from its start, to recover a client whose own process died."""
+    if not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()
+
+
+def make_client_manager(redis_url, guards, channel="citypulse-socketio", recovery=None):
     """The client manager for this process: Redis-backed when `redis_url` is set."""
     manager = GuardedRedisManager(redis_url, channel=channel) if redis_url else GuardedManager()
     manager.seam_guards = guards
+    manager.recovery = recovery
+    if recovery is not None:
+        recovery.manager = manager
     return manager
 
 

@@ -7,8 +7,18 @@ here too, so it sits below the handlers, beside the rooms it restores.
 import logging
 import time
 from collections import Counter
+from datetime import datetime, timezone
+
+from src.domain import isoformat_z
+from src.extensions import socketio
+from src.realtime import broadcast, rooms
+from src.realtime.recovery import new_pid, parse_offset, valid_pid
 
 log = logging.getLogger("citypulse.sockets")
+# Disconnects after which a session may be recovered (engine.io's reasons); a client that said
+# goodbye, or a server that ended the session, leaves nothing to recover.
+RECOVERABLE_REASONS = {"transport close", "transport error", "ping timeout"}
+pending_pids = {}  # sid -> pid for the CONNECT reply (src/events/guard.py adds it)
 
 # sid -> {"user_id", "role", "email", "claims", "bucket", "subscription", "faults"}
 clients = {}
@@ -55,12 +65,13 @@ class FaultLog:
             self._unlogged.clear()
 
 
-def open_session(sid, user, claims, config, address):
-    """Record an authenticated connection."""
+def open_session(sid, user, claims, config, address, capable=False):
+    """Record an authenticated connection; `capable` sessions read offsets and sit in twin rooms."""
     clients[sid] = {
         "user_id": str(user["_id"]), "role": user["role"], "email": user["email"], "claims": claims,
         "bucket": TokenBucket(config["SOCKET_EVENTS_PER_SECOND"], config["SOCKET_EVENTS_BURST"]),
-        "subscription": None,
+        "subscription": None, "rooms": set(), "pid": None, "capable": capable, "recoverable_close": False,
+        "expiry_notice_sent": False,
         "faults": FaultLog(f"{sid} ({user['email']} from {address})", config["CLIENT_FAULT_LOG_INTERVAL_S"]),
     }
     return clients[sid]
@@ -68,6 +79,157 @@ def open_session(sid, user, claims, config, address):
 
 def close_session(sid):
     clients.pop(sid, None)
+
+
+# Recovery: rooms are entered through here, so a session's rooms are known (to save and restore)
+# and a capable session sits in the twin rooms that carry offsets.
+
+def _recovery():
+    return socketio.server.manager.recovery
+
+
+def enter(sid, room):
+    """Put a session in a room (its twin when the session reads offsets)."""
+    client = clients[sid]
+    client["rooms"].add(room)
+    socketio.server.enter_room(sid, rooms.recovery_twin(room) if client["capable"] else room, namespace="/")
+
+
+def leave(sid, room):
+    client = clients[sid]
+    client["rooms"].discard(room)
+    socketio.server.leave_room(sid, rooms.recovery_twin(room) if client["capable"] else room, namespace="/")
+
+
+def start(sid, client, user, auth_payload):
+    """Restore the session `auth_payload` names (pid and offset), or start a fresh one.
+
+    Returns (recovered, missed). A recovered session gets the rooms of its record that its
+    current role allows, its alert subscription, and every packet it missed, in order, before
+    any live one. Anything unusable (an unknown, foreign or expired pid, a malformed offset, a
+    position the log no longer covers) gives a fresh session instead, never an error.
+    """
+    recovery = _recovery()
+    auth_payload = auth_payload if isinstance(auth_payload, dict) else {}
+    pid = auth_payload.get("pid")
+    if recovery is not None and recovery.enabled and valid_pid(pid):
+        record = recovery.store.load(pid)
+        if record is not None and record.get("user_id") == client["user_id"]:
+            position = parse_offset(auth_payload.get("offset")) or _position(record.get("position"))
+            wanted = _allowed_rooms(record, client, user)
+            missed = recovery.recover(sid, position, wanted, lambda room: enter(sid, room),
+                                      lambda event, data: broadcast.deliver_missed(sid, event, data))
+            if missed is not None:
+                client.update(pid=pid, subscription=record.get("subscription"))
+                pending_pids[sid] = pid
+                save(sid)
+                return True, missed
+    client["pid"] = new_pid()
+    pending_pids[sid] = client["pid"]
+    if recovery is not None and recovery.enabled:
+        with recovery.lock:  # the position and the joins, atomically
+            client["position"] = recovery.log.position()
+            _enter_own_rooms(sid, client)
+        save(sid)
+    else:
+        _enter_own_rooms(sid, client)
+    return False, 0
+
+
+def _enter_own_rooms(sid, client):
+    enter(sid, rooms.user_room(client["user_id"]))
+    enter(sid, rooms.EVERYONE)
+
+
+def _position(value):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[1], int):
+        return value[0], value[1]
+    return None
+
+
+def _allowed_rooms(record, client, user):
+    """The record's rooms that the user's current role allows, its alert rooms and the user's room."""
+    wanted = {rooms.user_room(client["user_id"]), rooms.EVERYONE}
+    for room in record.get("rooms") or []:
+        if isinstance(room, str) and rooms.check_joinable(room, user["role"]) is None:
+            wanted.add(room)
+    subscription = record.get("subscription")
+    if isinstance(subscription, dict):
+        wanted.update(rooms.alert_rooms(subscription.get("modules"), subscription.get("severity_levels")))
+    return sorted(wanted)
+
+
+def save(sid, position=None):
+    """Write the session's record (rooms, subscription, where it stands) for SESSION_RECOVERY_S."""
+    recovery, client = _recovery(), clients.get(sid)
+    if recovery is None or not recovery.enabled or client is None or client["pid"] is None:
+        return
+    own_rooms = {rooms.user_room(client["user_id"]), rooms.EVERYONE}
+    recovery.store.save(client["pid"], {
+        "user_id": client["user_id"], "rooms": sorted(r for r in client["rooms"]
+                                                      if r not in own_rooms and not rooms.is_alert_room(r)),
+        "subscription": client["subscription"], "capable": client["capable"],
+        # A capable session reports its offset; where it started only covers "no packet seen yet".
+        # A session without offsets is known to have seen everything logged only when it closes:
+        # until then (its process may die) there is no position, and no recovery.
+        "position": list(position or (client.get("position") if client["capable"] else None) or ()) or None})
+
+
+def end(sid, reason):
+    """The connection closed: keep its record for recovery after a transport failure, drop it otherwise."""
+    client = clients.pop(sid, None)
+    pending_pids.pop(sid, None)
+    recovery = _recovery()
+    if client is None or client["pid"] is None or recovery is None or not recovery.enabled:
+        return
+    previous = clients.get(sid)
+    clients[sid] = client  # save() reads the session from the table
+    try:
+        if client["recoverable_close"] or reason in RECOVERABLE_REASONS:
+            # A capable client reports its own offset; for the others, where the server stands now.
+            save(sid, position=None if client["capable"] else recovery.position())
+        else:
+            recovery.store.delete(client["pid"])
+    finally:
+        clients.pop(sid, None)
+        if previous is not None:
+            clients[sid] = previous
+
+
+def reads_offsets(auth_payload):
+    """Whether a connecting client understands offsets: it sent a pid (socket.io-client >= 4.6
+    reconnecting) or said so (`recovery: true`). Others would get an argument they don't expect."""
+    if not isinstance(auth_payload, dict):
+        return False
+    return valid_pid(auth_payload.get("pid")) or auth_payload.get("recovery") is True
+
+
+def renew(sid, claims):
+    """Replace a session's token with a fresh one (same user): the session lives on, nothing is missed."""
+    client = clients[sid]
+    client.update(claims=claims, expiry_notice_sent=False)
+    return {"token_expires_at": isoformat_z(datetime.fromtimestamp(claims["exp"], timezone.utc))}
+
+
+_connect_buckets = {}
+
+
+def connect_allowed(key, config):
+    """At most SOCKET_CONNECTS_PER_MINUTE connection attempts per user (or address), in bursts of
+    SOCKET_CONNECTS_BURST: a client reconnecting in a tight loop is throttled like any other."""
+    bucket = _connect_buckets.get(key)
+    if bucket is None:
+        if len(_connect_buckets) > 10000:
+            _connect_buckets.clear()
+        bucket = _connect_buckets[key] = TokenBucket(config["SOCKET_CONNECTS_PER_MINUTE"] / 60,
+                                                     config["SOCKET_CONNECTS_BURST"])
+    return bucket.take()
+
+
+def refresh_records():
+    """Re-save the records of connected sessions, so one whose process dies can still be recovered."""
+    for sid in list(clients):
+        save(sid)
 
 
 _anonymous_faults = {}

@@ -35,5 +35,9 @@ class RealTimeRequestSchema(Schema):
                                                                       "energy", "all")))
 
 
+class ReauthenticateSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+
+
 class EmptySchema(Schema):
     pass

@@ -1,6 +1,8 @@
 """Accounts: login, tokens, registration, profile and password changes."""
+import hashlib
 import logging
 
+from bson import ObjectId
 from flask import current_app
 from pymongo.errors import DuplicateKeyError
 
@@ -146,8 +148,11 @@ def ensure_default_admin(app):
     with app.app_context():
         password_hash = auth.hash_password(config["ADMIN_PASSWORD"])
     try:
+        # The id follows from the email, so processes that each seed an embedded database agree on
+        # who the admin is (a token and a recovered socket session work on any of them).
+        admin_id = ObjectId(hashlib.sha256(config["ADMIN_EMAIL"].lower().encode()).hexdigest()[:24])
         admin = users.create(db, config["ADMIN_EMAIL"], config["ADMIN_USERNAME"], password_hash, "admin",
-                             "Administrator")
+                             "Administrator", user_id=admin_id)
     except DuplicateKeyError:  # another process created it first
         return None
     log.info("created default admin %s", config["ADMIN_EMAIL"])

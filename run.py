@@ -68,6 +68,7 @@ def main(argv):
     else:
         start_pool(app)
         sweeper.start_sweeper(app)
+        sweeper.start_stream_flusher(app)
         seam.start_listening(socketio.server)
         serve(app)
 

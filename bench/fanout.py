@@ -3,23 +3,31 @@
 For each mode the benchmark starts a server as a subprocess on 127.0.0.1 (a free port):
 
 - `bare`: `bench/bare_server.py`, Flask + Flask-SocketIO on eventlet with nothing else;
-- `citypulse`: `python run.py` (development profile, embedded database, no scheduler, no rate limits).
+- `citypulse`: `python run.py` (development profile, embedded database, no scheduler, no rate
+  limits) with connection state recovery off (`SESSION_RECOVERY_S=0`), subscribers
+  connecting with `auth={"token": ...}`;
+- `citypulse-recovery`: the same with recovery on (`SESSION_RECOVERY_S=120`, the default) and
+  subscribers that read offsets (`auth={"token": ..., "recovery": true}`): every broadcast is
+  also logged with an offset and reaches them through the twin rooms, offset as last argument.
 
 It connects K subscribers per mode over WebSocket into room `traffic_monitoring`, then drives M
 `traffic_update` events per mode through the server's HTTP API, and measures
 
     delivered events/s = K * M / (time from the first request until every subscriber has all M)
 
-Both servers stay up side by side and the M events are sent in `--rounds` bursts that alternate
-between the modes, so a noisy neighbour slows both alike; the time of a mode is the sum of its
-bursts, each timed from its first request until every subscriber has that burst's last event.
+All servers stay up side by side and the M events are sent in `--rounds` bursts that alternate
+between the modes (the order rotates every round), so a noisy neighbour slows them alike; the
+time of a mode is the sum of its bursts, each timed from its first request until every
+subscriber has that burst's last event.
 
 Subscribers live in `--procs` processes per mode (asyncio + aiohttp, one event loop each) that
 only count deliveries; at the end every subscriber must have exactly M (a grace second catches
-duplicates). CPU time of the server, of the subscriber processes and of everything else on the
-machine over the same windows is reported, to show which side limited the figure.
+duplicates), and in `citypulse-recovery` every delivery must carry an offset (none elsewhere).
+CPU time of the server, of the subscriber processes and of everything else on the machine over
+the same windows is reported, to show which side limited the figure.
 
-    .venv/bin/python bench/fanout.py                        # both modes, 1000 x 200
+    .venv/bin/python bench/fanout.py                        # all three modes, 1000 x 200
+    .venv/bin/python bench/fanout.py --mode citypulse --mode citypulse-recovery -k 200 -m 50
     .venv/bin/python bench/fanout.py --mode citypulse -k 200 -m 50 --client socketio
 
 Needs aiohttp (bench/requirements.txt). Everything stops by itself: every phase has a timeout,
@@ -45,7 +53,12 @@ BENCH = os.path.join(ROOT, "bench")
 ROOM = "traffic_monitoring"
 EVENT = "traffic_update"
 ADMIN = {"email": "admin@smartcity.com", "password": "admin123"}
-MODES = ("bare", "citypulse")
+MODES = ("bare", "citypulse", "citypulse-recovery")
+# What a CityPulse mode changes: the server's environment, and what subscribers add to their auth.
+CITYPULSE_MODES = {
+    "citypulse": {"env": {"SESSION_RECOVERY_S": "0"}, "auth": {}},
+    "citypulse-recovery": {"env": {"SESSION_RECOVERY_S": "120"}, "auth": {"recovery": True}},
+}
 CLIENT_KINDS = ("raw", "socketio")
 # Variables that would point the server at external services: the benchmark measures the
 # default single-process setup (embedded database, in-process rate limits and revocation).
@@ -92,11 +105,14 @@ class Server:
             self.health = self.url + "/health"
         else:
             cmd = [sys.executable, os.path.join(ROOT, "run.py")]
+            env.update(CITYPULSE_MODES[mode]["env"])
             env.update({
                 "APP_ENV": "development", "HOST": "127.0.0.1", "PORT": str(self.port),
                 "SCHEDULER_ENABLED": "false", "SIMULATION_ENABLED": "false", "RATELIMIT_ENABLED": "false",
                 "LOG_LEVEL": "WARNING", "BCRYPT_ROUNDS": "4", "MAX_CONNECTIONS": max_conn,
                 "SOCKETIO_ASYNC_MODE": "eventlet",
+                # Every subscriber is the same user: lift the per-user connection limit (a rate limit).
+                "SOCKET_CONNECTS_BURST": str(max(100000, 2 * connections)),
             })
             self.health = self.url + "/api/health"
         self.log = tempfile.NamedTemporaryFile(prefix=f"citypulse-bench-{mode}-", suffix=".log", delete=False)
@@ -165,7 +181,8 @@ class RawClient:
 
     Connects to the default namespace with `auth`, sends one event with an ack id and waits
     for the ack, then counts text frames that start with `42["traffic_update"` (no JSON parsing),
-    answering Engine.IO pings.
+    answering Engine.IO pings. A frame that carries an offset (`42["traffic_update",{...},"<offset>"]`,
+    recovery twin rooms) starts the same way and is counted the same.
     """
 
     def __init__(self, session, url, auth, join, on_event):
@@ -247,8 +264,8 @@ class SioClient:
         self.url, self.auth, self.join = url, auth, join
         self.sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, http_session=session)
 
-        async def handler(data):
-            on_event(data)
+        async def handler(data, *offset):  # an offset arrives as a second argument (recovery twin rooms)
+            on_event(data, offset)
 
         self.sio.on(EVENT, handler)
 
@@ -288,7 +305,8 @@ async def _subscriber(conn, cfg):
 
     Messages from the driver: ("go", target) -> reply ("armed",), wait until every client has
     `target` events in all, reply ("done", done_at, cpu_seconds, reached, payload_bytes);
-    ("finish",) -> wait `grace` seconds (late duplicates would land here), reply ("final", counts);
+    ("finish",) -> wait `grace` seconds (late duplicates would land here), reply ("final", counts,
+    deliveries that carried an offset);
     ("stop",) -> disconnect and exit.
     """
     import aiohttp
@@ -313,17 +331,27 @@ async def _subscriber(conn, cfg):
     watch = loop.create_task(watchdog())
     n = cfg["clients"]
     counts = [0] * n
-    state = {"target": None, "remaining": 0, "done_at": None, "cpu_done": None, "payload_bytes": None}
+    state = {"target": None, "remaining": 0, "done_at": None, "cpu_done": None, "payload_bytes": None,
+             "with_offset": 0}
     all_done = asyncio.Event()
     raw = cfg["client"] == "raw"
+    prefix_len = len(f'42["{EVENT}",')
 
     def make_on_event(i):
-        def on_event(data):
+        def on_event(data, offset=()):
             c = counts[i] = counts[i] + 1
+            # An offset is a last string argument: the raw frame then ends with `"]`, not `}]`.
+            has_offset = data[-2] == '"' if raw else bool(offset)
+            if has_offset:
+                state["with_offset"] += 1
             if state["payload_bytes"] is None:
-                # Raw frame: strip `42["traffic_update",` and the closing `]`; socketio: re-encode.
-                state["payload_bytes"] = (len(data) - len(f'42["{EVENT}",') - 1 if raw
-                                          else len(json.dumps(data, separators=(",", ":"))))
+                # Raw frame: strip `42["traffic_update",`, the offset (`,"<offset>"`) and the closing
+                # `]`; socketio: re-encode the payload.
+                if raw:
+                    end = data.rindex(',"') if has_offset else len(data) - 1
+                    state["payload_bytes"] = end - prefix_len
+                else:
+                    state["payload_bytes"] = len(json.dumps(data, separators=(",", ":")))
             if c == state["target"]:
                 state["remaining"] -= 1
                 if state["remaining"] == 0:
@@ -381,7 +409,7 @@ async def _subscriber(conn, cfg):
                 conn.send(("done", state["done_at"], cpu_end - cpu0, reached, state["payload_bytes"]))
             elif message[0] == "finish":
                 await asyncio.sleep(cfg["grace"])
-                conn.send(("final", list(counts)))
+                conn.send(("final", list(counts), state["with_offset"]))
             else:  # "stop"
                 return
     finally:
@@ -470,15 +498,18 @@ class Target:
         self.delivered_per_client = 0
         self.bursts = []
         self.payload_bytes = None
+        self.with_offset = None
 
     def start(self):
         self.log(f"[{self.mode}] starting server ...")
         self.server = Server(self.mode, self.k)
-        token = login(self.server.url) if self.mode == "citypulse" else None
-        join = ("join_room", {"room": ROOM}) if self.mode == "citypulse" else ("join", {"room": ROOM})
+        citypulse = CITYPULSE_MODES.get(self.mode)
+        token = login(self.server.url) if citypulse else None
+        auth = dict(citypulse["auth"], token=token) if citypulse else None
+        join = ("join_room", {"room": ROOM}) if citypulse else ("join", {"room": ROOM})
         ctx = multiprocessing.get_context("fork")
         for share in split(self.k, self.procs):
-            cfg = {"url": self.server.url, "auth": {"token": token} if token else None, "join": join,
+            cfg = {"url": self.server.url, "auth": auth, "join": join,
                    "clients": share, "client": self.opts["client"],
                    "connect_concurrency": max(5, self.opts["connect_concurrency"] // self.procs),
                    "connect_timeout": self.opts["connect_timeout"], "timeout": self.opts["timeout"],
@@ -545,6 +576,12 @@ class Target:
             raise RuntimeError(f"{self.mode}: {len(wrong)}/{self.k} subscribers did not get exactly {expected} "
                                f"events ({sum(c < expected for c in counts)} short, "
                                f"{sum(c > expected for c in counts)} extra)")
+        # Offsets only where subscribers read them: all deliveries of citypulse-recovery, none elsewhere.
+        self.with_offset = sum(f[2] for f in finals)
+        wanted = sum(counts) if self.mode == "citypulse-recovery" else 0
+        if self.with_offset != wanted:
+            raise RuntimeError(f"{self.mode}: {self.with_offset} of {sum(counts)} deliveries carried an offset, "
+                               f"expected {wanted}")
         return self.summary()
 
     def summary(self):
@@ -564,8 +601,13 @@ class Target:
             "driver_cpu_pct": round(100 * sum(b["driver_cpu"] for b in self.bursts) / seconds, 1),
             "other_cpu_pct": round(100 * sum(others) / window, 1) if others else None,
             "server_rss_mb": self.server.rss_mb() if self.server else None,
+            "session_recovery_s": (int(CITYPULSE_MODES[self.mode]["env"]["SESSION_RECOVERY_S"])
+                                   if self.mode in CITYPULSE_MODES else None),
+            "deliveries_with_offset": self.with_offset,
             "payload_bytes": self.payload_bytes,
             "burst_seconds": [round(b["seconds"], 3) for b in self.bursts],
+            "burst_server_cpu_us_per_delivery": [round(1e6 * b["server_cpu"] / (k * b["events"]), 2)
+                                                 for b in self.bursts],
         }
 
     def stop(self):
@@ -590,40 +632,58 @@ def split(total, parts):
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+# The ratios reported when both modes of a pair ran: (key, numerator mode, denominator mode).
+RATIOS = (
+    ("citypulse_over_bare", "citypulse", "bare"),
+    ("recovery_over_off", "citypulse-recovery", "citypulse"),
+)
+
+
 def run(opts=None, modes=MODES, log=print):
     """Measure `modes` side by side; return {"options", "results", ratios}.
 
     Every mode's server and subscribers are up at once; the M events per mode are sent in
-    `rounds` bursts, alternating modes (and the order within a round), so that whatever else
-    the machine does at the time weighs on both modes alike.
+    `rounds` bursts, alternating modes (the order rotates every round: with two modes it flips),
+    so that whatever else the machine does at the time weighs on every mode alike.
+
+    For every pair of RATIOS that ran: `ratio_<key>` (deliveries/s of the first over the second),
+    `server_cpu_ratio_<key>` (server CPU per delivery, first over second) and `ratio_<key>_by_round`
+    (the throughput ratio of each round). `ratio_by_round` is `ratio_citypulse_over_bare_by_round`
+    (its historical name).
     """
     opts = dict(DEFAULTS, **(opts or {}))
     rounds = max(1, min(opts["rounds"], opts["events"]))
     raise_fd_limit(len(modes) * opts["subscribers"] + 512)
     targets = [Target(mode, opts, log) for mode in modes]
+    pairs = [(key, a, b) for key, a, b in RATIOS if a in modes and b in modes]
+    by_round = {key: [] for key, _, _ in pairs}
     try:
         for target in targets:
             target.start()
         log(f"driving {opts['events']} events per mode in {rounds} burst(s), alternating "
             f"{' / '.join(modes)}, at most {opts['batch']} events per request ...")
-        round_ratios = []
         for index, events in enumerate(split(opts["events"], rounds)):
-            order = targets if index % 2 == 0 else list(reversed(targets))
+            shift = index % len(targets)
+            order = targets[shift:] + targets[:shift]
             seconds = {t.mode: t.burst(events)["seconds"] for t in order}
-            if "bare" in seconds and "citypulse" in seconds:
-                round_ratios.append(round(seconds["bare"] / seconds["citypulse"], 3))
+            for key, a, b in pairs:
+                by_round[key].append(round(seconds[b] / seconds[a], 3))  # time ratio b/a = throughput a/b
         results = [t.finish() for t in targets]
     finally:
         for target in targets:
             target.stop()
     by_mode = {r["mode"]: r for r in results}
-    ratio = cost_ratio = None
-    if "bare" in by_mode and "citypulse" in by_mode:
-        cp, bare = by_mode["citypulse"], by_mode["bare"]
-        ratio = round(cp["deliveries_per_s"] / bare["deliveries_per_s"], 3)
-        cost_ratio = round(cp["server_cpu_us_per_delivery"] / bare["server_cpu_us_per_delivery"], 3)
-    return {"options": opts, "results": results, "ratio_citypulse_over_bare": ratio,
-            "ratio_by_round": round_ratios, "server_cpu_ratio_citypulse_over_bare": cost_ratio}
+    report = {"options": opts, "modes": list(modes), "results": results}
+    for key, a, b in RATIOS:
+        ratio = cost_ratio = None
+        if a in by_mode and b in by_mode:
+            ratio = round(by_mode[a]["deliveries_per_s"] / by_mode[b]["deliveries_per_s"], 3)
+            cost_ratio = round(by_mode[a]["server_cpu_us_per_delivery"] / by_mode[b]["server_cpu_us_per_delivery"], 3)
+        report[f"ratio_{key}"] = ratio
+        report[f"server_cpu_ratio_{key}"] = cost_ratio
+        report[f"ratio_{key}_by_round"] = by_round.get(key, [])
+    report["ratio_by_round"] = report["ratio_citypulse_over_bare_by_round"]
+    return report
 
 
 def format_table(report):
@@ -646,20 +706,25 @@ def format_table(report):
                  f"'other' is everything else that ran meanwhile")
     lines.append(f"events sent in {first['bursts']} burst(s) per mode, modes alternating; "
                  f"at most {first['batch']} events per HTTP request")
-    if report["ratio_citypulse_over_bare"] is not None:
-        lines.append(f"ratio citypulse/bare (same run): {report['ratio_citypulse_over_bare']:.2f} of the deliveries/s "
-                     f"(by burst: {', '.join(f'{x:.2f}' for x in report['ratio_by_round'])}); "
-                     f"{report['server_cpu_ratio_citypulse_over_bare']:.2f}x the server CPU per delivery")
+    if "citypulse-recovery" in report.get("modes", ()):
+        lines.append("citypulse: SESSION_RECOVERY_S=0; citypulse-recovery: SESSION_RECOVERY_S=120 and subscribers "
+                     "with auth {token, recovery: true}, every delivery carrying an offset (payload B excludes it)")
+    for key, a, b in RATIOS:
+        if report.get(f"ratio_{key}") is not None:
+            lines.append(f"ratio {a}/{b} (same run): {report[f'ratio_{key}']:.3f} of the deliveries/s "
+                         f"(by burst: {', '.join(f'{x:.2f}' for x in report[f'ratio_{key}_by_round'])}); "
+                         f"{report[f'server_cpu_ratio_{key}']:.3f}x the server CPU per delivery")
     return "\n".join(lines)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Socket.IO fan-out benchmark: CityPulse vs the bare stack.")
-    parser.add_argument("--mode", choices=MODES + ("both",), default="both")
+    parser = argparse.ArgumentParser(description="Socket.IO fan-out benchmark: CityPulse (recovery off and on) vs the bare stack.")
+    parser.add_argument("--mode", action="append", choices=MODES + ("all",),
+                        help="a mode to run (repeat for several; default: all of " + ", ".join(MODES) + ")")
     parser.add_argument("-k", "--subscribers", type=int, default=DEFAULTS["subscribers"])
     parser.add_argument("-m", "--events", type=int, default=DEFAULTS["events"])
     parser.add_argument("--rounds", type=int, default=DEFAULTS["rounds"],
-                        help="bursts the events are sent in, alternating modes (noise hits both alike)")
+                        help="bursts the events are sent in, alternating modes (noise hits them alike)")
     parser.add_argument("--batch", type=int, default=DEFAULTS["batch"],
                         help="events per HTTP request (readings per POST; at most 1000 for citypulse)")
     parser.add_argument("--size", type=int, default=DEFAULTS["size"],
@@ -683,7 +748,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     opts = {key: getattr(args, key) for key in DEFAULTS if hasattr(args, key)}
-    modes = MODES if args.mode == "both" else (args.mode,)
+    modes = MODES if not args.mode or "all" in args.mode else tuple(m for m in MODES if m in args.mode)
     try:
         report = run(opts, modes)
     except RuntimeError as exc:

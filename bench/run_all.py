@@ -3,9 +3,11 @@
     .venv/bin/python bench/run_all.py            # what `make bench` runs (about a minute or two)
     .venv/bin/python bench/run_all.py --subscribers 200 --events 50   # a quick look
 
-Fan-out (bench/fanout.py): the bare Flask-SocketIO stack and CityPulse side by side, the events
-sent in `--rounds` bursts alternating between them. Machines are noisy, so the figures that
-matter are the ratios citypulse/bare measured in the same run.
+Fan-out (bench/fanout.py): the bare Flask-SocketIO stack, CityPulse with connection state
+recovery off and CityPulse with recovery on (subscribers reading offsets) side by side, the
+events sent in `--rounds` bursts alternating between them. Machines are noisy, so the figures
+that matter are the ratios measured in the same run: citypulse/bare, and
+citypulse-recovery/citypulse (the cost of the offsets and the packet log; budget: < 15%).
 """
 import argparse
 import importlib
@@ -71,24 +73,33 @@ def run_fanout(args):
 
     opts = dict(fanout.DEFAULTS, subscribers=args.subscribers, events=args.events, rounds=args.rounds,
                 batch=args.batch, procs=args.procs, client=args.client)
-    print("== fan-out: CityPulse vs the bare Flask-SocketIO stack ==", flush=True)
+    print("== fan-out: CityPulse (recovery off, recovery on) vs the bare Flask-SocketIO stack ==", flush=True)
     report = fanout.run(opts, fanout.MODES, log=lambda msg: print(msg, flush=True))
     print()
     print(fanout.format_table(report), flush=True)
     report["ratio_by_round_median"] = median(report["ratio_by_round"])
+    report["ratio_recovery_over_off_by_round_median"] = median(report["ratio_recovery_over_off_by_round"])
     return report
 
 
 def print_summary(report):
     by_mode = {r["mode"]: r for r in report["results"]}
     print("\n== summary ==")
-    for mode in ("bare", "citypulse"):
+    for mode in ("bare", "citypulse", "citypulse-recovery"):
         r = by_mode[mode]
-        print(f"  {mode:<10} {r['deliveries_per_s']:>10,.0f} deliveries/s   "
+        print(f"  {mode:<18} {r['deliveries_per_s']:>10,.0f} deliveries/s   "
               f"{r['server_cpu_us_per_delivery']:>5.1f} us of server CPU per delivery")
     print(f"  citypulse/bare: {report['ratio_citypulse_over_bare']:.2f} of the throughput "
           f"(median of bursts {report['ratio_by_round_median']:.2f}), "
           f"{report['server_cpu_ratio_citypulse_over_bare']:.2f}x the server CPU per delivery")
+    ratio = report["ratio_recovery_over_off"]
+    cost = 1 - ratio
+    verdict = (f"recovery costs {100 * cost:.1f}% of deliveries/s" if cost > 0
+               else "recovery measured no slower (the difference is noise)")
+    print(f"  citypulse-recovery/citypulse: {ratio:.3f} of the throughput "
+          f"(median of bursts {report['ratio_recovery_over_off_by_round_median']:.3f}), "
+          f"{report['server_cpu_ratio_recovery_over_off']:.3f}x the server CPU per delivery: "
+          f"{verdict}; budget < 15%: {'holds' if cost < 0.15 else 'EXCEEDED'}")
     other = max((r["other_cpu_pct"] or 0) for r in report["results"])
     if other >= 20:
         print(f"  note: other processes used {other:.0f}% of a core on average while measuring; "

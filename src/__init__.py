@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from src import db, http_server, outages, redis_client, schedulers
 from src.realtime import seam
 from src.realtime.recovery import Recovery
+from src.realtime.stream import Streams
 from src.realtime.seam import make_client_manager
 from src.services import ingest, latest, seed
 from src.config import get_config
@@ -84,7 +85,8 @@ def register_extensions(app):
         client_manager=make_client_manager(app.config["REDIS_URL"], seam.guards, app.config["SOCKETIO_CHANNEL"],
                                            Recovery(app.config["SESSION_RECOVERY_S"],
                                                     app.config["SESSION_RECOVERY_MAX_PACKETS"],
-                                                    app.config["RATELIMIT_KEY_PREFIX"])),
+                                                    app.config["RATELIMIT_KEY_PREFIX"]),
+                                           Streams(app.config["STREAM_MAX_BACKLOG"])),
         cors_allowed_origins=origins if origins == "*" else [o.strip() for o in origins.split(",")],
         # Any origin may connect with `*`, but never with credentials (tokens go in `auth`, not cookies).
         cors_credentials=origins != "*",
@@ -109,7 +111,7 @@ def register_socket_handlers(app):
     from src.realtime import metrics
     from src.services import health
 
-    guard.install(socketio.server)
+    guard.install(socketio.server, app.config["SOCKET_MAX_BACKLOG"])
     health.register_provider("realtime", lambda app: dict(metrics.snapshot(socketio), **sweeper.stats()))
     health.register_provider("scheduler", schedulers.status)
     health.register_provider("http", lambda app: http_server.stats())

@@ -189,6 +189,14 @@ class Config:
     SESSION_RECOVERY_MAX_PACKETS = _int("SESSION_RECOVERY_MAX_PACKETS", 20000)
     # `token_expiring` is sent this long before a socket's access token expires.
     TOKEN_EXPIRY_NOTICE_S = _float("TOKEN_EXPIRY_NOTICE_S", 60)
+    # Outbound backlog bounds, in packets queued for one connection. Past SOCKET_MAX_BACKLOG a client
+    # gets `slow_consumer` and is disconnected (Home Assistant uses 512); a stream subscriber past
+    # STREAM_MAX_BACKLOG is skipped and later gets one catch-up frame instead.
+    SOCKET_MAX_BACKLOG = _int("SOCKET_MAX_BACKLOG", 512)
+    # The kernel send buffer of a WebSocket connection (0 leaves the OS's autotuning, up to MBs each).
+    SOCKET_SEND_BUFFER_BYTES = _int("SOCKET_SEND_BUFFER_BYTES", 65536)
+    STREAM_MAX_BACKLOG = _int("STREAM_MAX_BACKLOG", 32)
+    STREAM_TICK_S = _float("STREAM_TICK_S", 0.05)  # how often due stream frames are looked for
     SOCKET_CONNECTS_PER_MINUTE = _float("SOCKET_CONNECTS_PER_MINUTE", 60)
     SOCKET_CONNECTS_BURST = _int("SOCKET_CONNECTS_BURST", 20)
     # A connection must complete the Socket.IO CONNECT (authenticate) within this, or is closed.

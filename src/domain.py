@@ -9,6 +9,9 @@ MODULES = ("traffic", "environment", "waste", "energy", "emergency")
 READING_MODULES = ("traffic", "environment", "waste", "energy")  # the modules that take sensor readings
 SEVERITIES = ("low", "medium", "high", "critical")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES, start=1)}
+# Coalesced streams (`subscribe_stream`): frame interval bounds and filter sizes.
+STREAM_MIN_INTERVAL_MS, STREAM_MAX_INTERVAL_MS = 100, 10000
+STREAM_MAX_SENSORS, STREAM_MAX_DISTRICTS = 500, 50
 
 
 def now_utc():

@@ -51,9 +51,10 @@ def serve(app):
         import eventlet.wsgi
 
         patch_websocket()
+        patch_engineio_writer()
         _stats["max_connections"] = config["MAX_CONNECTIONS"]
         protocol = make_protocol(config["HTTP_HEADER_TIMEOUT_S"], config["HTTP_IDLE_TIMEOUT_S"],
-                                 config["HTTP_BODY_TIMEOUT_S"])
+                                 config["HTTP_BODY_TIMEOUT_S"], config["SOCKET_SEND_BUFFER_BYTES"])
         # max_size: eventlet caps connections at 1024 otherwise. debug=False: eventlet's own 500s
         # would carry a traceback to the client. log_output=False: no access log, as before.
         eventlet.wsgi.server(sock, site, max_size=config["MAX_CONNECTIONS"], protocol=protocol,
@@ -241,18 +242,58 @@ def patch_websocket():
     WebSocketWSGI._handle_legacy_request = _refuse_legacy_request
 
 
-def make_protocol(header_s, idle_s, body_s):
+WRITE_BATCH = 16  # packets an engine.io writer takes from its queue at a time
+
+
+def patch_engineio_writer():
+    """engine.io's writer takes every queued packet at once, then blocks writing them to a client that
+    does not read: the backlog then sits in the writer, unbounded and invisible. Taking at most
+    WRITE_BATCH at a time leaves it in the queue, where SOCKET_MAX_BACKLOG bounds it. Idempotent."""
+    from engineio import exceptions as eio_exceptions
+    from engineio.socket import Socket
+
+    if getattr(Socket, "_citypulse_poll", None):
+        return
+
+    def poll(self):
+        queue_empty = self.server.get_queue_empty_exception()
+        try:
+            packets = [self.queue.get(timeout=self.server.ping_interval + self.server.ping_timeout)]
+            self.queue.task_done()
+        except queue_empty:
+            raise eio_exceptions.QueueEmpty()
+        if packets == [None]:
+            return []
+        while len(packets) < WRITE_BATCH:
+            try:
+                pkt = self.queue.get(block=False)
+            except queue_empty:
+                break
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put(None)
+                break
+            packets.append(pkt)
+        return packets
+
+    Socket._citypulse_poll = Socket.poll
+    Socket.poll = poll
+
+
+def make_protocol(header_s, idle_s, body_s, send_buffer=0):
     """An eventlet.wsgi protocol class with these timeouts, in seconds."""
     from eventlet.wsgi import HttpProtocol  # here, so threading mode never imports eventlet
 
     return type("CityPulseProtocol", (GuardedProtocol, HttpProtocol),
-                {"header_timeout": header_s, "idle_timeout": idle_s, "body_timeout": body_s})
+                {"header_timeout": header_s, "idle_timeout": idle_s, "body_timeout": body_s,
+                 "send_buffer": send_buffer})
 
 
 class GuardedProtocol:
     """Mixed into eventlet's HttpProtocol: an idle timeout, a header deadline and a body read timeout."""
 
     header_timeout = idle_timeout = body_timeout = None  # set by make_protocol
+    send_buffer = 0
     _deadline = None
 
     def __init__(self, conn_state, server):
@@ -319,6 +360,10 @@ class GuardedProtocol:
             # speaks WebSocket, whose liveness engine.io owns (a ping every 25 s, dead peers
             # closed), so no HTTP timeout may apply; a failed handshake keeps them.
             self.connection.settimeout(None)
+            if self.send_buffer:
+                # A fixed kernel send buffer (the OS grows it to megabytes per connection): less
+                # memory per connection, and a client that stops reading shows as a backlog soon.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
             set_idle()
 
         env["eventlet.set_idle"] = switching_protocols

@@ -17,7 +17,7 @@ import threading
 from socketio import packet
 
 from src.events import sweeper
-from src.realtime import sessions
+from src.realtime import broadcast, sessions
 
 # Names registered with handlers.client_event; nothing else reaches a handler by name.
 CLIENT_EVENTS = set()
@@ -27,13 +27,14 @@ BINARY_PACKETS = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
 event_context = threading.local()
 
 
-def install(server):
-    """Wrap the server's event dispatch and packet decoding (idempotent)."""
+def install(server, max_backlog=512):
+    """Wrap the server's event dispatch, packet decoding and sending (idempotent)."""
     if getattr(server, "_citypulse_guarded", False):
         return
     _guard_events(server)
     _guard_packets(server)
     _announce_pid(server)
+    _bound_backlog(server, max_backlog)
     server._citypulse_guarded = True
 
 
@@ -92,3 +93,37 @@ def _announce_pid(server):
         return original(eio_sid, pkt)
 
     server._send_packet = send_packet
+
+
+SLOW_CONSUMER_GRACE_S = 2.0  # time to read the `slow_consumer` event before the connection closes
+_slow = set()  # engine.io sids told they are slow, until their connection is closed
+
+
+def _bound_backlog(server, max_backlog):
+    """A connection's outbound queue holds at most `max_backlog` packets: past it the client gets
+    `slow_consumer` and is disconnected, instead of growing the server's memory without bound."""
+    original = server._send_eio_packet
+
+    def send_eio_packet(eio_sid, pkt):
+        socket = server.eio.sockets.get(eio_sid)
+        if socket is None or socket.queue.qsize() < max_backlog:
+            return original(eio_sid, pkt)
+        if eio_sid not in _slow:
+            _slow.add(eio_sid)
+            sid = server.manager.sid_from_eio_sid(eio_sid, "/")
+            sessions.record_fault(sid, "slow_consumer", eio_sid)
+            sessions.slow_consumers_total += 1
+            broadcast.emit_slow_consumer(eio_sid, {
+                "reason": "backlog", "backlog": socket.queue.qsize(), "limit": max_backlog,
+                "message": "You are not reading fast enough; subscribe_stream sends coalesced frames instead"},
+                original)
+            server.start_background_task(_close_later, server, eio_sid)
+        return None
+
+    server._send_eio_packet = send_eio_packet
+
+
+def _close_later(server, eio_sid):
+    server.sleep(SLOW_CONSUMER_GRACE_S)
+    sweeper.close_transport(server, eio_sid)
+    _slow.discard(eio_sid)

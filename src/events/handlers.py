@@ -16,8 +16,8 @@ from src.realtime import rooms as room_names
 from src.extensions import socketio
 from src.domain import MODULES, SEVERITIES, isoformat_z, now_utc
 from src.schemas.events import (EmptySchema, ReauthenticateSchema, RealTimeRequestSchema, RoomSchema,
-                                SubscribeAlertsSchema)
-from src.services import alert_replay, latest
+                                SubscribeAlertsSchema, SubscribeStreamSchema)
+from src.services import alert_replay, city, latest
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,26 @@ def on_unsubscribe_alerts(client, data):
     sessions.save(request.sid)
     seam.guards.close(request.sid)
     return {"subscription": None}
+
+
+@client_event("subscribe_stream", SubscribeStreamSchema)
+def on_subscribe_stream(client, data):
+    """Coalesced `<module>_updates` frames every interval_ms: the latest reading of each sensor that changed."""
+    unknown = sorted(set(data["districts"]) - set(city.DISTRICT_NAMES) - sessions.seen_districts())
+    if unknown:
+        raise ApiError("Unknown districts", status=422, error="validation_error",
+                       errors={"districts": [f"Unknown district {name!r}" for name in unknown]})
+    group = sessions.subscribe_stream(request.sid, data)
+    sessions.save(request.sid)
+    return {"stream": data, "subscribers_with_this_filter": len(group.members)}
+
+
+@client_event("unsubscribe_stream")
+def on_unsubscribe_stream(client, data):
+    """Stop the coalesced frames."""
+    sessions.unsubscribe_stream(request.sid)
+    sessions.save(request.sid)
+    return {"stream": None}
 
 
 @client_event("request_real_time_data", RealTimeRequestSchema)

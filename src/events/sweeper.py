@@ -140,9 +140,12 @@ def _accounts(user_ids):
 
 
 def stats():
-    """For /api/health: sockets waiting to authenticate, sessions ended, client faults."""
-    return {"pending_handshakes": len(_pending), "sessions_ended": dict(sessions_ended),
-            "handshake_timeouts_total": handshake_timeouts, "client_faults": dict(faults_total)}
+    """For /api/health: sockets waiting to authenticate, sessions ended, client faults, streams."""
+    streams = socketio.server.manager.streams
+    return dict({"pending_handshakes": len(_pending), "sessions_ended": dict(sessions_ended),
+                 "handshake_timeouts_total": handshake_timeouts, "client_faults": dict(faults_total),
+                 "slow_consumers_total": sessions.slow_consumers_total},
+                **(streams.stats() if streams is not None else {}))
 
 
 def start_sweeper(app):
@@ -173,5 +176,21 @@ def start_sweeper(app):
                 pass  # MongoDB down: the outage is logged where requests see it; sweep again next tick
             except Exception:
                 log.exception("session sweep failed")
+
+    return socketio.start_background_task(loop)
+
+
+def start_stream_flusher(app):
+    """Send due coalesced stream frames every STREAM_TICK_S, in this process, for ever."""
+    streams, tick = socketio.server.manager.streams, app.config["STREAM_TICK_S"]
+
+    def loop():
+        while True:
+            socketio.sleep(tick)
+            try:
+                if streams.groups or streams.behind:
+                    broadcast.flush_streams(streams)
+            except Exception:
+                log.exception("stream flush failed")
 
     return socketio.start_background_task(loop)

@@ -3,11 +3,23 @@
 Payloads are converted to JSON-ready dicts once here; the client manager encodes each
 packet once per emit, whatever the number of recipients.
 """
+from engineio import packet as eio_packet
 from flask_socketio import emit as emit_in_context
+from socketio import packet
 
 from src.realtime import metrics, rooms
 from src.realtime.wire import to_wire
 from src.extensions import socketio
+
+
+# A batch's events are queued for every client before any is written; yielding every so often lets
+# each connection's writer drain its queue, so a healthy client's backlog stays small and only a
+# client that does not read reaches SOCKET_MAX_BACKLOG.
+YIELD_EVERY = 25
+
+
+def let_writers_drain():
+    socketio.sleep(0)
 
 
 def _emit(event, payload, to):
@@ -109,3 +121,44 @@ def emit_token_expiring(sid, payload):
 def emit_session_ended(sid, payload):
     """`session_ended` {reason, message}, just before the server ends a session for good."""
     _send("session_ended", payload, sid)
+
+
+# Coalesced streams and backpressure
+
+def backlog(sid):
+    """Packets queued for a session and not yet written to its connection."""
+    server = socketio.server
+    socket = server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, "/"))
+    return socket.queue.qsize() if socket is not None else 0
+
+
+def flush_streams(streams):
+    """Send every due `<module>_updates` frame to its group (one encode per frame); skip sessions
+    that are behind, and send them one catch-up frame once their backlog has drained."""
+    manager = socketio.server.manager
+    for room, event, frame, members in streams.due_frames():
+        skip = [sid for sid in members if streams.is_behind(sid) or backlog(sid) > streams.max_backlog]
+        for sid in skip:
+            streams.fall_behind(sid, frame)
+        manager.deliver_locally(event, frame, room, skip_sid=skip or None)
+        metrics.record_emit(event)
+    for sid in list(streams.behind):
+        if backlog(sid) <= streams.max_backlog // 2:
+            send_stream_catch_up(streams, sid)
+
+
+def send_stream_catch_up(streams, sid, since=None):
+    """The latest reading of each sensor a stream session missed, as `<module>_updates` frames."""
+    for event, frame in streams.catch_up(sid, since):
+        socketio.server.manager.deliver_locally(event, frame, sid)
+        metrics.record_emit(event)
+
+
+def emit_slow_consumer(eio_sid, payload, deliver):
+    """`slow_consumer` {reason, backlog, limit}, past the backlog bound, just before the connection closes.
+
+    Written with `deliver` (the unchecked send): the bound refuses everything else for this client."""
+    server = socketio.server
+    encoded = server.packet_class(packet.EVENT, namespace="/", data=["slow_consumer", payload]).encode()
+    deliver(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, encoded))
+    metrics.record_emit("slow_consumer")

@@ -126,21 +126,34 @@ class SessionStore:
     def __init__(self, ttl_s, key_prefix):
         self.ttl_s, self.key_prefix = ttl_s, key_prefix
         self.local = {}
+        self._next_expiry_sweep = 0.0
 
     def _key(self, pid):
         return f"{self.key_prefix}:csr:session:{pid}"
 
     def save(self, pid, record):
-        record = dict(record, saved_at=time.time())
-        if redis_client.attempt(lambda r: r.set(self._key(pid), json.dumps(record), ex=int(self.ttl_s) + 1)) \
-                is redis_client.UNAVAILABLE:
-            self._save_local(pid, record)
+        self.save_many({pid: record})
 
-    def _save_local(self, pid, record):
+    def save_many(self, records):
+        """Save {pid: record} in one Redis round trip (a pipeline), or in this process."""
         now = time.time()
-        for stale in [p for p, r in self.local.items() if now - r["saved_at"] > self.ttl_s]:
-            del self.local[stale]
-        self.local[pid] = record
+        records = {pid: dict(record, saved_at=now) for pid, record in records.items()}
+
+        def write(client):
+            pipe = client.pipeline(transaction=False)
+            for pid, record in records.items():
+                pipe.set(self._key(pid), json.dumps(record), ex=int(self.ttl_s) + 1)
+            return pipe.execute()
+
+        if records and redis_client.attempt(write) is redis_client.UNAVAILABLE:
+            self._save_local(records, now)
+
+    def _save_local(self, records, now):
+        if now >= self._next_expiry_sweep:  # at most once per window: a sweep per save made n saves O(n²)
+            self._next_expiry_sweep = now + self.ttl_s
+            for stale in [p for p, r in self.local.items() if now - r["saved_at"] > self.ttl_s]:
+                del self.local[stale]
+        self.local.update(records)
 
     def load(self, pid):
         """The record, or None when unknown or older than the window."""

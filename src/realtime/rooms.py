@@ -26,6 +26,11 @@ def recovery_twin(room):
     return f"~{room}"
 
 
+def stream_room(key):
+    """The room of the sessions that share one stream filter (joined only by the server)."""
+    return f"stream:{key}"
+
+
 def user_room(user_id):
     return f"user:{user_id}"
 
@@ -57,6 +62,6 @@ def check_joinable(room, role):
         sensor_id = room[len(SENSOR_PREFIX):]
         if 0 < len(sensor_id) <= MAX_SENSOR_ID and all(c.isalnum() or c in "-_." for c in sensor_id):
             return None
-    if room.startswith("user:") or is_alert_room(room):
+    if room.startswith(("user:", "stream:")) or is_alert_room(room):
         return "forbidden"  # private rooms, joined only by the server
     return "unknown_room"

@@ -82,11 +82,14 @@ class SeamGuardMixin(Manager):
 
     seam_guards = None
     recovery = None  # src.realtime.recovery.Recovery
+    streams = None  # src.realtime.stream.Streams
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
         target = to or room
         guards = self.seam_guards
         payload = data[0] if isinstance(data, tuple) and data else data  # (payload, offset) in twin rooms
+        if self.streams is not None and isinstance(data, dict) and event.endswith("_update"):
+            self.streams.offer(event[:-len("_update")], data)  # each reading delivered here, once
         if (guards is not None and guards._guards and isinstance(event, str) and event.endswith("_alert")
                 and isinstance(payload, dict) and not payload.get("replayed") and target is not None):
             namespace_rooms = self.rooms.get(namespace, {})
@@ -99,9 +102,9 @@ class SeamGuardMixin(Manager):
         return super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to,
                             **kwargs)
 
-    def deliver_locally(self, event, data, rooms):
+    def deliver_locally(self, event, data, rooms, skip_sid=None):
         """Send to the members of `rooms` in this process only (never through the message queue)."""
-        SeamGuardMixin.emit(self, event, data, "/", room=rooms)
+        SeamGuardMixin.emit(self, event, data, "/", room=rooms, skip_sid=skip_sid)
 
     def publish_logged(self, event, payload, rooms, twins):
         """Log and deliver a broadcast for recovery-capable sessions (one process: here and now)."""
@@ -198,11 +201,12 @@ def start_listening(server):
         server.manager.initialize()
 
 
-def make_client_manager(redis_url, guards, channel="citypulse-socketio", recovery=None):
+def make_client_manager(redis_url, guards, channel="citypulse-socketio", recovery=None, streams=None):
     """The client manager for this process: Redis-backed when `redis_url` is set."""
     manager = GuardedRedisManager(redis_url, channel=channel) if redis_url else GuardedManager()
     manager.seam_guards = guards
     manager.recovery = recovery
+    manager.streams = streams
     if recovery is not None:
         recovery.manager = manager
     return manager

@@ -23,6 +23,7 @@ pending_pids = {}  # sid -> pid for the CONNECT reply (src/events/guard.py adds 
 # sid -> {"user_id", "role", "email", "claims", "bucket", "subscription", "faults"}
 clients = {}
 faults_total = Counter()  # client-caused failures of this process, by kind (for /api/health)
+slow_consumers_total = 0  # connections closed for not reading (their backlog hit SOCKET_MAX_BACKLOG)
 
 
 class TokenBucket:
@@ -71,6 +72,7 @@ def open_session(sid, user, claims, config, address, capable=False):
         "user_id": str(user["_id"]), "role": user["role"], "email": user["email"], "claims": claims,
         "bucket": TokenBucket(config["SOCKET_EVENTS_PER_SECOND"], config["SOCKET_EVENTS_BURST"]),
         "subscription": None, "rooms": set(), "pid": None, "capable": capable, "recoverable_close": False,
+        "stream": None,
         "expiry_notice_sent": False,
         "faults": FaultLog(f"{sid} ({user['email']} from {address})", config["CLIENT_FAULT_LOG_INTERVAL_S"]),
     }
@@ -121,6 +123,10 @@ def start(sid, client, user, auth_payload):
                                       lambda event, data: broadcast.deliver_missed(sid, event, data))
             if missed is not None:
                 client.update(pid=pid, subscription=record.get("subscription"))
+                if isinstance(record.get("stream"), dict):  # the latest state of what changed, not every frame
+                    subscribe_stream(sid, record["stream"])
+                    broadcast.send_stream_catch_up(socketio.server.manager.streams, sid,
+                                                   since=record.get("saved_at", 0))
                 pending_pids[sid] = pid
                 save(sid)
                 return True, missed
@@ -161,24 +167,32 @@ def _allowed_rooms(record, client, user):
 
 def save(sid, position=None):
     """Write the session's record (rooms, subscription, where it stands) for SESSION_RECOVERY_S."""
-    recovery, client = _recovery(), clients.get(sid)
-    if recovery is None or not recovery.enabled or client is None or client["pid"] is None:
-        return
+    recovery, record = _recovery(), _record(sid, position)
+    if record is not None and recovery is not None and recovery.enabled:
+        recovery.store.save(clients[sid]["pid"], record)
+
+
+def _record(sid, position=None):
+    client = clients.get(sid)
+    if client is None or client["pid"] is None:
+        return None
     own_rooms = {rooms.user_room(client["user_id"]), rooms.EVERYONE}
-    recovery.store.save(client["pid"], {
+    return {
         "user_id": client["user_id"], "rooms": sorted(r for r in client["rooms"]
                                                       if r not in own_rooms and not rooms.is_alert_room(r)),
-        "subscription": client["subscription"], "capable": client["capable"],
+        "subscription": client["subscription"], "capable": client["capable"], "stream": client.get("stream"),
         # A capable session reports its offset; where it started only covers "no packet seen yet".
         # A session without offsets is known to have seen everything logged only when it closes:
         # until then (its process may die) there is no position, and no recovery.
-        "position": list(position or (client.get("position") if client["capable"] else None) or ()) or None})
+        "position": list(position or (client.get("position") if client["capable"] else None) or ()) or None}
 
 
 def end(sid, reason):
     """The connection closed: keep its record for recovery after a transport failure, drop it otherwise."""
     client = clients.pop(sid, None)
     pending_pids.pop(sid, None)
+    if socketio.server.manager.streams is not None:
+        socketio.server.manager.streams.unsubscribe(sid)
     recovery = _recovery()
     if client is None or client["pid"] is None or recovery is None or not recovery.enabled:
         return
@@ -194,6 +208,36 @@ def end(sid, reason):
         clients.pop(sid, None)
         if previous is not None:
             clients[sid] = previous
+
+
+# Coalesced streams (src/realtime/stream.py): the group's room is entered directly, not as a twin:
+# frames are not logged; a recovered session gets the latest state of what changed instead.
+
+def subscribe_stream(sid, spec):
+    """Put the session in the stream group of `spec` (leaving its previous one); returns the group."""
+    streams, server = socketio.server.manager.streams, socketio.server
+    previous = streams.unsubscribe(sid)
+    if previous:
+        server.leave_room(sid, previous, namespace="/")
+    group = streams.subscribe(sid, spec)
+    server.enter_room(sid, group.room, namespace="/")
+    clients[sid]["stream"] = spec
+    return group
+
+
+def seen_districts():
+    """Districts of the readings this process has delivered (real sensors may name their own)."""
+    streams = socketio.server.manager.streams
+    with streams.lock:
+        return {payload.get("district") for payload, _ in streams.latest.values()} - {None}
+
+
+def unsubscribe_stream(sid):
+    room = socketio.server.manager.streams.unsubscribe(sid)
+    if room:
+        socketio.server.leave_room(sid, room, namespace="/")
+    if sid in clients:
+        clients[sid]["stream"] = None
 
 
 def reads_offsets(auth_payload):
@@ -227,9 +271,12 @@ def connect_allowed(key, config):
 
 
 def refresh_records():
-    """Re-save the records of connected sessions, so one whose process dies can still be recovered."""
-    for sid in list(clients):
-        save(sid)
+    """Re-save the records of connected sessions (one pipeline), so one whose process dies can be recovered."""
+    recovery = _recovery()
+    if recovery is None or not recovery.enabled:
+        return
+    records = {clients[sid]["pid"]: record for sid in list(clients) if (record := _record(sid)) is not None}
+    recovery.store.save_many(records)
 
 
 _anonymous_faults = {}

@@ -2,8 +2,11 @@
 from bson import ObjectId
 from marshmallow import Schema, ValidationError, fields, validate
 
-from src.domain import MODULES, SEVERITIES
+from src.domain import (MODULES, READING_MODULES, SEVERITIES, STREAM_MAX_DISTRICTS as MAX_DISTRICTS,
+                        STREAM_MAX_INTERVAL_MS as MAX_INTERVAL_MS, STREAM_MAX_SENSORS as MAX_SENSORS,
+                        STREAM_MIN_INTERVAL_MS as MIN_INTERVAL_MS)
 from src.schemas.common import UTCDateTime
+from src.schemas.readings import DISTRICT, SENSOR_ID
 
 
 class RoomSchema(Schema):
@@ -33,6 +36,16 @@ class SubscribeAlertsSchema(Schema):
 class RealTimeRequestSchema(Schema):
     data_type = fields.String(required=True, validate=validate.OneOf(("traffic", "environment", "waste",
                                                                       "energy", "all")))
+
+
+class SubscribeStreamSchema(Schema):
+    modules = fields.List(fields.String(validate=validate.OneOf(READING_MODULES)), required=True,
+                          validate=validate.Length(min=1, max=len(READING_MODULES)))
+    interval_ms = fields.Integer(load_default=250, validate=validate.Range(min=MIN_INTERVAL_MS, max=MAX_INTERVAL_MS))
+    sensors = fields.List(fields.String(validate=SENSOR_ID), load_default=list,
+                          validate=validate.Length(max=MAX_SENSORS))
+    districts = fields.List(fields.String(validate=DISTRICT), load_default=list,
+                            validate=validate.Length(max=MAX_DISTRICTS))
 
 
 class ReauthenticateSchema(Schema):

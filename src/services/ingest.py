@@ -61,12 +61,14 @@ def ingest(module, payload, source="api"):
 
     rules = rule_cache().for_module(db, module)
     # In time order, so an older reading later in a batch cannot resolve a newer one's alert.
-    for reading in sorted(stored, key=lambda r: r["timestamp"]):
+    for index, reading in enumerate(sorted(stored, key=lambda r: r["timestamp"]), start=1):
         try:
             broadcast.emit_reading(module, reading)
             apply_rules(db, module, reading, rules)
         except Exception:
             log.exception("alerting/broadcast failed for %s reading of %s", module, reading.get("sensor_id"))
+        if index % broadcast.YIELD_EVERY == 0:
+            broadcast.let_writers_drain()
     return stored
 
 

@@ -167,15 +167,13 @@ def _allowed_rooms(record, client, user):
 
 def save(sid, position=None):
     """Write the session's record (rooms, subscription, where it stands) for SESSION_RECOVERY_S."""
-    recovery, record = _recovery(), _record(sid, position)
-    if record is not None and recovery is not None and recovery.enabled:
-        recovery.store.save(clients[sid]["pid"], record)
+    recovery, client = _recovery(), clients.get(sid)
+    if client is not None and client["pid"] is not None and recovery is not None and recovery.enabled:
+        recovery.store.save(client["pid"], _record(client, position))
 
 
-def _record(sid, position=None):
-    client = clients.get(sid)
-    if client is None or client["pid"] is None:
-        return None
+def _record(client, position=None):
+    """What recovering a session needs: its user, rooms, subscriptions and where it stands."""
     own_rooms = {rooms.user_room(client["user_id"]), rooms.EVERYONE}
     return {
         "user_id": client["user_id"], "rooms": sorted(r for r in client["rooms"]
@@ -196,18 +194,11 @@ def end(sid, reason):
     recovery = _recovery()
     if client is None or client["pid"] is None or recovery is None or not recovery.enabled:
         return
-    previous = clients.get(sid)
-    clients[sid] = client  # save() reads the session from the table
-    try:
-        if client["recoverable_close"] or reason in RECOVERABLE_REASONS:
-            # A capable client reports its own offset; for the others, where the server stands now.
-            save(sid, position=None if client["capable"] else recovery.position())
-        else:
-            recovery.store.delete(client["pid"])
-    finally:
-        clients.pop(sid, None)
-        if previous is not None:
-            clients[sid] = previous
+    if client["recoverable_close"] or reason in RECOVERABLE_REASONS:
+        # A capable client reports its own offset; for the others, where the server stands now.
+        recovery.store.save(client["pid"], _record(client, None if client["capable"] else recovery.position()))
+    else:
+        recovery.store.delete(client["pid"])
 
 
 # Coalesced streams (src/realtime/stream.py): the group's room is entered directly, not as a twin:
@@ -275,8 +266,8 @@ def refresh_records():
     recovery = _recovery()
     if recovery is None or not recovery.enabled:
         return
-    records = {clients[sid]["pid"]: record for sid in list(clients) if (record := _record(sid)) is not None}
-    recovery.store.save_many(records)
+    recovery.store.save_many({client["pid"]: _record(client) for client in list(clients.values())
+                              if client["pid"] is not None})
 
 
 _anonymous_faults = {}

@@ -4,6 +4,7 @@ The packet log is tested directly; everything else against live eventlet servers
 loses its transport gets `socket.recovered === true`, its rooms and subscription back, and every
 event it missed exactly once, in order, before newer live ones.
 """
+import json
 import os
 import subprocess
 import time
@@ -11,6 +12,7 @@ import time
 import pytest
 import requests
 import socketio
+import websocket
 
 from src.realtime.recovery import PacketLog, parse_offset, valid_pid
 from tests.conftest import ROOT, bearer
@@ -262,7 +264,6 @@ def test_the_example_dashboard_stays_live_across_token_expiries(live_server):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
-        import json
         import threading
 
         threading.Thread(target=lambda: [lines.append(json.loads(line)) for line in example.stdout],
@@ -319,3 +320,98 @@ def test_a_revoked_session_ends_for_good_with_a_reason(server, js_client):
         assert hello["recovered"] is False
     finally:
         client.disconnect()
+
+
+def raw_connect(server, auth):
+    """A bare WebSocket Socket.IO connection: (socket, frames up to and including the CONNECT reply)."""
+    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket")
+    ws.recv()  # engine.io open
+    ws.send("40" + json.dumps(auth))
+    ws.settimeout(3)
+    frames = []
+    while not any(f.startswith("40") for f in frames):
+        frames.append(ws.recv())
+    return ws, frames
+
+
+def connect_reply(frames):
+    return json.loads(next(f for f in frames if f.startswith("40"))[2:])
+
+
+def connected_payload(ws, frames):
+    while not any(f.startswith('42["connected"') for f in frames):
+        frames.append(ws.recv())
+    return json.loads(next(f for f in frames if f.startswith('42["connected"'))[2:])[1]
+
+
+def test_a_session_recovers_again_and_again_without_traffic(server):
+    """A recovered session that received nothing since is recoverable next time too (it used to alternate)."""
+    api = Api(server)
+    ws, frames = raw_connect(server, {"token": api.token, "recovery": True})
+    pid = connect_reply(frames)["pid"]
+    ws.send("421" + json.dumps(["join_room", {"room": "sensor:CSR-QUIET"}]))
+    ws.recv()
+    for attempt in range(3):
+        ws.close()  # transport loss, no offset ever received
+        time.sleep(0.2)
+        ws, frames = raw_connect(server, {"token": api.token, "pid": pid})
+        hello = connected_payload(ws, frames)
+        assert connect_reply(frames)["pid"] == pid and hello["recovered"] is True, (attempt, hello)
+        assert "sensor:CSR-QUIET" in hello["joined"]
+    ws.close()
+
+
+def test_the_missed_packets_follow_the_connect_reply(server):
+    """socket.io-client buffers events received before CONNECT and a transport close does not clear that
+    buffer; so the replay must come after the CONNECT reply, or a quick second reconnect duplicates it."""
+    api = Api(server)
+    ws, frames = raw_connect(server, {"token": api.token, "recovery": True})
+    pid = connect_reply(frames)["pid"]
+    ws.send("421" + json.dumps(["join_room", {"room": "sensor:CSR-ORDER"}]))
+    ws.recv()
+    offset = None
+    post_traffic_to = {"sensor_id": "CSR-ORDER", "vehicle_count": 1, "average_speed": 40.0, "congestion_level": 10.0}
+    assert api.post("/api/traffic/data", post_traffic_to).status_code == 201
+    while offset is None:
+        frame = ws.recv()
+        if frame.startswith('42["traffic_update"'):
+            offset = json.loads(frame[2:])[2]
+    ws.close()  # transport loss
+    time.sleep(0.3)
+    assert api.post("/api/traffic/data", dict(post_traffic_to, vehicle_count=2)).status_code == 201
+    ws, frames = raw_connect(server, {"token": api.token, "pid": pid, "offset": offset})
+    ws.settimeout(2)
+    try:
+        while not any(f.startswith('42["traffic_update"') for f in frames):
+            frames.append(ws.recv())
+    finally:
+        ws.close()
+    connect_at = next(i for i, f in enumerate(frames) if f.startswith("40"))
+    replay_at = next(i for i, f in enumerate(frames) if f.startswith('42["traffic_update"'))
+    assert connect_reply(frames)["pid"] == pid and connect_at < replay_at, frames
+
+
+def test_a_quiet_session_stays_recoverable_after_its_last_packet_left_the_log(live_server):
+    server = live_server(RATELIMIT_ENABLED="false", SESSION_RECOVERY_S="3", SESSION_SWEEP_S="0.2")
+    api = Api(server)
+    ws, frames = raw_connect(server, {"token": api.token, "recovery": True})
+    pid = connect_reply(frames)["pid"]
+    ws.send("421" + json.dumps(["join_room", {"room": "sensor:CSR-Q"}]))
+    quiet = {"sensor_id": "CSR-Q", "vehicle_count": 1, "average_speed": 40.0, "congestion_level": 10.0}
+    assert api.post("/api/traffic/data", quiet).status_code == 201
+    offset = None
+    while offset is None:
+        frame = ws.recv()
+        if frame.startswith('42["traffic_update"'):
+            offset = json.loads(frame[2:])[2]
+    for n in range(20):  # 4 s of traffic elsewhere: the quiet room's packet ages out of the 3 s log
+        post_traffic(api, n)
+        time.sleep(0.2)
+    ws.close()
+    time.sleep(0.3)
+    ws, frames = raw_connect(server, {"token": api.token, "pid": pid, "offset": offset})
+    try:
+        hello = connected_payload(ws, frames)
+        assert hello["recovered"] is True and "sensor:CSR-Q" in hello["joined"], hello
+    finally:
+        ws.close()

@@ -271,3 +271,19 @@ def test_a_recovered_stream_gets_the_latest_state_not_every_frame(server, js_cli
     assert hello["recovered"] is True
     frame = js_client.wait_for("traffic_updates", after=mark)[0]["args"][0]
     assert [r["vehicle_count"] for r in frame["readings"]] == [10]
+
+
+def test_repeated_filter_values_make_one_group_and_intervals_must_be_integers(server):
+    client, _ = recording_client(server, Api(server).token)
+    other, _ = recording_client(server, Api(server).token)
+    try:
+        first = client.call("subscribe_stream", {"modules": ["traffic", "traffic"], "interval_ms": 300})
+        assert first["stream"]["modules"] == ["traffic"]
+        assert other.call("subscribe_stream", {"modules": ["traffic"], "interval_ms": 300}
+                          )["subscribers_with_this_filter"] == 2
+        for interval in (250.5, "250"):
+            refused = client.call("subscribe_stream", {"modules": ["traffic"], "interval_ms": interval})
+            assert refused["ok"] is False and "interval_ms" in refused["errors"]
+    finally:
+        client.disconnect()
+        other.disconnect()

@@ -87,9 +87,13 @@ def _announce_pid(server):
 
     def send_packet(eio_sid, pkt):
         if pkt.packet_type == packet.CONNECT and isinstance(pkt.data, dict) and "sid" in pkt.data:
-            pid = sessions.pending_pids.pop(pkt.data["sid"], None)
+            sid = pkt.data["sid"]
+            pid = sessions.pending_pids.pop(sid, None)
             if pid is not None:
                 pkt.data = dict(pkt.data, pid=pid)
+            result = original(eio_sid, pkt)
+            sessions.finish_recovery(sid)  # missed packets and rooms after the CONNECT reply
+            return result
         return original(eio_sid, pkt)
 
     server._send_packet = send_packet

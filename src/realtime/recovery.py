@@ -83,6 +83,7 @@ class PacketLog:
         self.max_packets, self.max_age_s = max_packets, max_age_s
         self.entries = collections.deque()
         self.epoch, self.last_seq, self.complete_after = None, 0, 0
+        self.room_last = {}  # room -> (seq, offset) of the last packet sent to it in this epoch
 
     def append(self, offset, event, payload, rooms, now=None):
         epoch, seq = parse_offset(offset)
@@ -90,9 +91,12 @@ class PacketLog:
         if epoch != self.epoch or seq != self.last_seq + 1:
             if epoch != self.epoch:
                 self.entries.clear()
+                self.room_last.clear()
             self.epoch, self.complete_after = epoch, seq - 1
         self.last_seq = seq
         self.entries.append((seq, offset, event, payload, frozenset(rooms), now))
+        for room in rooms:
+            self.room_last[room] = (seq, offset)
         while self.entries and (len(self.entries) > self.max_packets or now - self.entries[0][5] > self.max_age_s):
             self.complete_after = self.entries.popleft()[0]
 
@@ -213,4 +217,10 @@ class Recovery:
     def position(self):
         with self.lock:
             return self.log.position()
+
+    def last_sent(self, rooms):
+        """The offset of the last packet logged for any of `rooms` (None if none)."""
+        with self.lock:
+            sent = [self.log.room_last[room] for room in rooms if room in self.log.room_last]
+            return max(sent)[1] if sent else None
 

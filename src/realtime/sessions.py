@@ -19,6 +19,7 @@ log = logging.getLogger("citypulse.sockets")
 # goodbye, or a server that ended the session, leaves nothing to recover.
 RECOVERABLE_REASONS = {"transport close", "transport error", "ping timeout"}
 pending_pids = {}  # sid -> pid for the CONNECT reply (src/events/guard.py adds it)
+pending_recoveries = {}  # sid -> what to send and join once the CONNECT reply is out
 
 # sid -> {"user_id", "role", "email", "claims", "bucket", "subscription", "faults"}
 clients = {}
@@ -117,19 +118,20 @@ def start(sid, client, user, auth_payload):
     if recovery is not None and recovery.enabled and valid_pid(pid):
         record = recovery.store.load(pid)
         if record is not None and record.get("user_id") == client["user_id"]:
-            position = parse_offset(auth_payload.get("offset")) or _position(record.get("position"))
+            position = _resume_position(record, auth_payload.get("offset"))
             wanted = _allowed_rooms(record, client, user)
-            missed = recovery.recover(sid, position, wanted, lambda room: enter(sid, room),
-                                      lambda event, data: broadcast.deliver_missed(sid, event, data))
+            with recovery.lock:
+                missed = recovery.log.missed(position, wanted)
             if missed is not None:
-                client.update(pid=pid, subscription=record.get("subscription"))
-                if isinstance(record.get("stream"), dict):  # the latest state of what changed, not every frame
-                    subscribe_stream(sid, record["stream"])
-                    broadcast.send_stream_catch_up(socketio.server.manager.streams, sid,
-                                                   since=record.get("saved_at", 0))
+                # The missed packets go out right after the CONNECT reply (finish_recovery, called by
+                # the guard that sends it): socket.io-client keeps events received before CONNECT in a
+                # buffer that a transport close does not clear, so a replay sent first could be seen
+                # twice after a quick second reconnect.
+                client.update(pid=pid, subscription=record.get("subscription"), rooms=set(wanted))
                 pending_pids[sid] = pid
+                pending_recoveries[sid] = (position, wanted, record.get("stream"), record.get("saved_at", 0))
                 save(sid)
-                return True, missed
+                return True, len(missed)
     client["pid"] = new_pid()
     pending_pids[sid] = client["pid"]
     if recovery is not None and recovery.enabled:
@@ -145,6 +147,44 @@ def start(sid, client, user, auth_payload):
 def _enter_own_rooms(sid, client):
     enter(sid, rooms.user_room(client["user_id"]))
     enter(sid, rooms.EVERYONE)
+
+
+def finish_recovery(sid):
+    """Just after the CONNECT reply of a recovered session: its missed packets, then its rooms, atomically."""
+    pending = pending_recoveries.pop(sid, None)
+    client, recovery = clients.get(sid), _recovery()
+    if pending is None or client is None or recovery is None:
+        return
+    position, wanted, stream, saved_at = pending
+    client["rooms"] = set()
+    with recovery.lock:
+        sent = recovery.recover(sid, position, wanted, lambda room: enter(sid, room),
+                                lambda event, data: broadcast.deliver_missed(sid, event, data))
+        if sent is None:  # the log moved past the position since the check (microseconds): rejoin, no replay
+            for room in wanted:
+                enter(sid, room)
+        client["position"] = recovery.log.position()
+    if isinstance(stream, dict):  # the latest state of what changed, not every frame
+        subscribe_stream(sid, stream)
+        broadcast.send_stream_catch_up(socketio.server.manager.streams, sid, since=saved_at)
+
+
+def _resume_position(record, offset):
+    """Where a reconnecting session stands.
+
+    A client that reads offsets reports its last one. When that is the last packet the server had
+    sent to its rooms when the record was saved, the client had everything up to the saved position,
+    which is newer: a client in a quiet room stays recoverable after its last packet left the log.
+    A client that reported nothing stands where its record says.
+    """
+    reported = parse_offset(offset)
+    saved = _position(record.get("position"))
+    if reported is None:
+        return saved if record.get("last_sent") is None or not record.get("capable") else \
+            _position(record.get("start"))
+    if offset == record.get("last_sent") and saved is not None:
+        return saved
+    return reported
 
 
 def _position(value):
@@ -174,21 +214,26 @@ def save(sid, position=None):
 
 def _record(client, position=None):
     """What recovering a session needs: its user, rooms, subscriptions and where it stands."""
+    recovery = _recovery()
     own_rooms = {rooms.user_room(client["user_id"]), rooms.EVERYONE}
     return {
         "user_id": client["user_id"], "rooms": sorted(r for r in client["rooms"]
                                                       if r not in own_rooms and not rooms.is_alert_room(r)),
         "subscription": client["subscription"], "capable": client["capable"], "stream": client.get("stream"),
-        # A capable session reports its offset; where it started only covers "no packet seen yet".
+        # A capable session reports its offset; `position` (the log now) and `last_sent` (the last
+        # packet sent to its rooms) let a quiet session resume, `start` covers "no packet seen yet".
         # A session without offsets is known to have seen everything logged only when it closes:
         # until then (its process may die) there is no position, and no recovery.
-        "position": list(position or (client.get("position") if client["capable"] else None) or ()) or None}
+        "position": list(position or (recovery.position() if client["capable"] else None) or ()) or None,
+        "start": list(client.get("position") or ()) or None,
+        "last_sent": recovery.last_sent(client["rooms"]) if client["capable"] else None}
 
 
 def end(sid, reason):
     """The connection closed: keep its record for recovery after a transport failure, drop it otherwise."""
     client = clients.pop(sid, None)
     pending_pids.pop(sid, None)
+    pending_recoveries.pop(sid, None)
     if socketio.server.manager.streams is not None:
         socketio.server.manager.streams.unsubscribe(sid)
     recovery = _recovery()

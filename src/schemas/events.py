@@ -1,6 +1,6 @@
 """Payloads of client -> server Socket.IO events."""
 from bson import ObjectId
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from src.domain import (MODULES, READING_MODULES, SEVERITIES, STREAM_MAX_DISTRICTS as MAX_DISTRICTS,
                         STREAM_MAX_INTERVAL_MS as MAX_INTERVAL_MS, STREAM_MAX_SENSORS as MAX_SENSORS,
@@ -41,11 +41,17 @@ class RealTimeRequestSchema(Schema):
 class SubscribeStreamSchema(Schema):
     modules = fields.List(fields.String(validate=validate.OneOf(READING_MODULES)), required=True,
                           validate=validate.Length(min=1, max=len(READING_MODULES)))
-    interval_ms = fields.Integer(load_default=250, validate=validate.Range(min=MIN_INTERVAL_MS, max=MAX_INTERVAL_MS))
+    interval_ms = fields.Integer(load_default=250, strict=True,
+                                 validate=validate.Range(min=MIN_INTERVAL_MS, max=MAX_INTERVAL_MS))
     sensors = fields.List(fields.String(validate=SENSOR_ID), load_default=list,
                           validate=validate.Length(max=MAX_SENSORS))
     districts = fields.List(fields.String(validate=DISTRICT), load_default=list,
                             validate=validate.Length(max=MAX_DISTRICTS))
+
+    @post_load
+    def without_repeats(self, data, **kwargs):
+        """One filter, one group: ["traffic", "traffic"] is ["traffic"]."""
+        return {key: list(dict.fromkeys(value)) if isinstance(value, list) else value for key, value in data.items()}
 
 
 class ReauthenticateSchema(Schema):

@@ -8,6 +8,9 @@ so `bench/fanout.py` can report CityPulse as a ratio of it.
 - Socket.IO event `join` (any payload) puts the client in room `traffic_monitoring`; ack {ok, room}.
 - `POST /emit?n=N&size=S` emits N `traffic_update` events of about S bytes of JSON each to that
   room, each a fresh dict shaped like a stored traffic reading, and answers {"emitted": N}.
+- `POST /reading` (for `bench/stream.py`): a JSON reading object, or a list of them (at most 1000),
+  is emitted as it came, plus `id`, `module`, `source` and `received_at` (arrival, ms precision, as
+  CityPulse stamps it), one `traffic_update` per reading to that room; answers 201 {"ingested": N}.
 - `GET /health` answers {"status": "ok", "clients": <connected>}.
 """
 import warnings
@@ -85,6 +88,20 @@ def emit():
     for _ in range(n):
         socketio.emit(EVENT, make_payload(size), to=ROOM)
     return jsonify(emitted=n)
+
+
+@app.post("/reading")
+def reading():
+    body = request.get_json(silent=True)
+    items = body if isinstance(body, list) else [body]
+    if not 0 < len(items) <= 1000 or not all(isinstance(item, dict) for item in items):
+        return jsonify(error="send one reading object or a list of 1..1000"), 400
+    received = _iso_now()
+    for item in items:
+        payload = dict(item, id=f"{next(_ids):024x}", module="traffic", source="api", received_at=received)
+        payload.setdefault("timestamp", received)
+        socketio.emit(EVENT, payload, to=ROOM)
+    return jsonify(ingested=len(items)), 201
 
 
 @app.get("/health")

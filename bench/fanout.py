@@ -115,7 +115,11 @@ class Server:
                 "SOCKET_CONNECTS_BURST": str(max(100000, 2 * connections)),
             })
             self.health = self.url + "/api/health"
-        self.log = tempfile.NamedTemporaryFile(prefix=f"citypulse-bench-{mode}-", suffix=".log", delete=False)
+        self._launch(cmd, env, f"citypulse-bench-{mode}-", start_timeout)
+
+    def _launch(self, cmd, env, log_prefix, start_timeout):
+        """Start the server process, its output in a temporary log, and wait until it answers health."""
+        self.log = tempfile.NamedTemporaryFile(prefix=log_prefix, suffix=".log", delete=False)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         self._wait_ready(start_timeout)

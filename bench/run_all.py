@@ -1,13 +1,20 @@
 """Run every benchmark with its defaults, print the results, write bench/results/latest.json.
 
-    .venv/bin/python bench/run_all.py            # what `make bench` runs (about a minute or two)
-    .venv/bin/python bench/run_all.py --subscribers 200 --events 50   # a quick look
+    .venv/bin/python bench/run_all.py            # what `make bench` runs (about 8 minutes here)
+    .venv/bin/python bench/run_all.py --subscribers 200 --events 50 --stream-quick   # a quick look
+    .venv/bin/python bench/run_all.py --skip-fanout       # the steady-state stream benchmark only
 
 Fan-out (bench/fanout.py): the bare Flask-SocketIO stack, CityPulse with connection state
 recovery off and CityPulse with recovery on (subscribers reading offsets) side by side, the
 events sent in `--rounds` bursts alternating between them. Machines are noisy, so the figures
 that matter are the ratios measured in the same run: citypulse/bare, and
 citypulse-recovery/citypulse (the cost of the offsets and the packet log; budget: < 15%).
+
+Steady state (bench/stream.py, issue 12): evenly paced readings at fixed rates, one per POST and
+in gateway batches of 20, to 1000 subscribers per mode (per-reading events, coalesced 250 ms
+frames, the bare stack, and ingest alone); a slow-consumer run; server RSS per idle connection
+(`--stream-memory-connections`, 5000 here to keep `make bench` near 8 minutes; `bench/stream.py
+--only memory` tries 10,000).
 """
 import argparse
 import importlib
@@ -24,6 +31,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 RESULTS = os.path.join(BENCH, "results", "latest.json")
 REQUIREMENTS = os.path.join(BENCH, "requirements.txt")
+MAKE_BENCH_MEMORY_CONNECTIONS = 5000  # keeps `make bench` near 8 minutes; 10,000 takes 3.5 minutes more
 
 
 def ensure_requirements():
@@ -82,6 +90,25 @@ def run_fanout(args):
     return report
 
 
+def run_stream(args):
+    import stream
+
+    opts = dict(stream.DEFAULTS)
+    if args.stream_quick:
+        opts.update(stream.QUICK)
+    if args.stream_memory_connections:
+        opts["memory_connections"] = args.stream_memory_connections
+    elif not args.stream_quick:
+        opts["memory_connections"] = MAKE_BENCH_MEMORY_CONNECTIONS
+    if args.stream_only:
+        opts["only"] = args.stream_only
+    print("\n== steady state: paced readings, per-reading events vs coalesced frames vs the bare stack ==", flush=True)
+    report = stream.run(opts, log=lambda msg: print(msg, flush=True))
+    print()
+    print(stream.format_report(report), flush=True)
+    return report
+
+
 def print_summary(report):
     by_mode = {r["mode"]: r for r in report["results"]}
     print("\n== summary ==")
@@ -115,6 +142,14 @@ def main(argv=None):
     parser.add_argument("--procs", type=int, default=1, help="subscriber processes")
     parser.add_argument("--client", choices=("raw", "socketio"), default="raw")
     parser.add_argument("--output", default=RESULTS, help="where to write the JSON results")
+    parser.add_argument("--skip-fanout", action="store_true", help="skip the burst fan-out benchmark")
+    parser.add_argument("--skip-stream", action="store_true", help="skip the steady-state stream benchmark")
+    parser.add_argument("--stream-quick", action="store_true", help="bench/stream.py --quick (about 3.5 minutes)")
+    parser.add_argument("--stream-only", help="parts of bench/stream.py: sweep,slow,memory (default all)")
+    parser.add_argument("--stream-memory-connections", type=int,
+                        help=f"idle subscribers for the RSS-per-connection figure (default "
+                             f"{MAKE_BENCH_MEMORY_CONNECTIONS}; 3000 with --stream-quick; bench/stream.py's own "
+                             f"default is 10000, about 3.5 minutes more here)")
     args = parser.parse_args(argv)
     if min(args.rounds, args.subscribers, args.events) < 1 or not 1 <= args.batch <= 1000:
         parser.error("--rounds, --subscribers and --events must be positive; --batch 1..1000")
@@ -123,10 +158,18 @@ def main(argv=None):
     sys.path.insert(0, BENCH)
     started = time.monotonic()
     load_before = os.getloadavg()
+    fanout_report = stream_report = None
     try:
-        fanout_report = run_fanout(args)
+        if not args.skip_fanout:
+            fanout_report = run_fanout(args)
     except RuntimeError as exc:
         print(f"\nfan-out benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if not args.skip_stream:
+            stream_report = run_stream(args)
+    except RuntimeError as exc:
+        print(f"\nstream benchmark failed: {exc}", file=sys.stderr)
         return 1
     result = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -135,9 +178,15 @@ def main(argv=None):
                     "load_average_before": [round(x, 2) for x in load_before]},
         "versions": versions(),
         "fanout": fanout_report,
+        "stream": stream_report,
     }
     result["duration_s"] = round(time.monotonic() - started, 1)
-    print_summary(result["fanout"])
+    if fanout_report is not None:
+        print_summary(result["fanout"])
+    if stream_report is not None:
+        print("\n== steady state (issue 12) ==")
+        for line in stream_report["verdicts"]:
+            print("  " + line)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as fh:
         json.dump(result, fh, indent=2)

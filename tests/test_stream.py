@@ -287,3 +287,14 @@ def test_repeated_filter_values_make_one_group_and_intervals_must_be_integers(se
     finally:
         client.disconnect()
         other.disconnect()
+
+
+def test_a_reading_that_arrives_late_never_replaces_a_newer_one_in_a_frame():
+    streams = Streams()
+    streams.subscribe("sid", SPEC, now=0)
+    streams.offer("traffic", dict(reading("T1", 2), timestamp="2026-12-01T10:00:02.000Z"))
+    streams.offer("traffic", dict(reading("T1", 1), timestamp="2026-12-01T10:00:01.000Z"))  # a slower request
+    [(_, _, frame, _)] = streams.due_frames(now=1)
+    assert [r["vehicle_count"] for r in frame["readings"]] == [2] and frame["superseded"] == 1
+    [(_, catch_up)] = [f for f in streams.catch_up("sid", since=0)]
+    assert [r["vehicle_count"] for r in catch_up["readings"]] == [2]

@@ -48,9 +48,17 @@ class Group:
 
     def offer(self, module, payload):
         readings = self.pending.setdefault(module, {})
-        if payload["sensor_id"] in readings:
+        pending = readings.get(payload["sensor_id"])
+        if pending is not None:
             self.superseded[module] = self.superseded.get(module, 0) + 1
+            if newer(pending, payload):  # requests finish out of order: keep the newest reading, not the last
+                return
         readings[payload["sensor_id"]] = payload
+
+
+def newer(kept, arriving):
+    """Whether `kept` was measured after `arriving` (wire timestamps: ISO 8601 UTC, same format)."""
+    return str(kept.get("timestamp") or "") > str(arriving.get("timestamp") or "")
 
 
 def group_key(spec):
@@ -106,7 +114,8 @@ class Streams:
             key = (module, payload["sensor_id"])
             if key not in self.latest and len(self.latest) >= LATEST_MAX:
                 self.latest.pop(next(iter(self.latest)))
-            self.latest[key] = (payload, time.time())
+            if key not in self.latest or not newer(self.latest[key][0], payload):
+                self.latest[key] = (payload, time.time())
             for group in self.groups.values():
                 if group.matches(module, payload):
                     group.offer(module, payload)

@@ -350,7 +350,8 @@ def test_a_session_recovers_again_and_again_without_traffic(server):
     ws, frames = raw_connect(server, {"token": api.token, "recovery": True})
     pid = connect_reply(frames)["pid"]
     ws.send("421" + json.dumps(["join_room", {"room": "sensor:CSR-QUIET"}]))
-    ws.recv()
+    while not ws.recv().startswith("431"):
+        pass
     for attempt in range(3):
         ws.close()  # transport loss, no offset ever received
         time.sleep(0.2)
@@ -368,7 +369,8 @@ def test_the_missed_packets_follow_the_connect_reply(server):
     ws, frames = raw_connect(server, {"token": api.token, "recovery": True})
     pid = connect_reply(frames)["pid"]
     ws.send("421" + json.dumps(["join_room", {"room": "sensor:CSR-ORDER"}]))
-    ws.recv()
+    while not ws.recv().startswith("431"):
+        pass
     offset = None
     post_traffic_to = {"sensor_id": "CSR-ORDER", "vehicle_count": 1, "average_speed": 40.0, "congestion_level": 10.0}
     assert api.post("/api/traffic/data", post_traffic_to).status_code == 201
@@ -397,6 +399,8 @@ def test_a_quiet_session_stays_recoverable_after_its_last_packet_left_the_log(li
     ws, frames = raw_connect(server, {"token": api.token, "recovery": True})
     pid = connect_reply(frames)["pid"]
     ws.send("421" + json.dumps(["join_room", {"room": "sensor:CSR-Q"}]))
+    while not ws.recv().startswith("431"):  # joined before the reading is posted
+        pass
     quiet = {"sensor_id": "CSR-Q", "vehicle_count": 1, "average_speed": 40.0, "congestion_level": 10.0}
     assert api.post("/api/traffic/data", quiet).status_code == 201
     offset = None
@@ -408,7 +412,7 @@ def test_a_quiet_session_stays_recoverable_after_its_last_packet_left_the_log(li
         post_traffic(api, n)
         time.sleep(0.2)
     ws.close()
-    time.sleep(0.3)
+    time.sleep(1)  # the server has seen the close and saved the session
     ws, frames = raw_connect(server, {"token": api.token, "pid": pid, "offset": offset})
     try:
         hello = connected_payload(ws, frames)

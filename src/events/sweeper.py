@@ -74,6 +74,7 @@ def close_transport(server, eio_sid):
 # official client reconnects with a fresh token from its auth callback and recovers its session
 # (in the new role's rooms after a role change). The other ends are final.
 RENEWABLE = {"token_expired", "role_changed"}
+SWEEP_YIELD_EVERY = 50
 END_MESSAGES = {
     "token_revoked": "Your token was revoked (signed out or password changed); sign in again",
     "user_inactive": "Your account was disabled or deleted",
@@ -89,7 +90,9 @@ def sweep_sessions(server, notice_s=60.0):
         clients.pop(sid, None)  # a disconnect we did not hear about
     now = time.time()
     doomed = {sid: "no_session" for sid in connected if sid not in clients}
-    for sid, client in list(clients.items()):
+    for checked, (sid, client) in enumerate(list(clients.items()), start=1):
+        if checked % SWEEP_YIELD_EVERY == 0:
+            socketio.sleep(0)  # a revocation check per session: let deliveries run between batches
         claims = client["claims"]
         if claims["exp"] < now:
             doomed[sid] = "token_expired"

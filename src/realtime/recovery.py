@@ -16,9 +16,9 @@ reconnect it sends `{pid, offset}` with its auth; if the reply carries the same 
   (`rooms.recovery_twin`), which get `(payload, offset)`; other sessions sit in the plain rooms.
 - **Session records** (pid -> user, rooms, alert subscription, position) live in Redis with a
   TTL of SESSION_RECOVERY_S, or in this process.
-- **The seam.** Missed packets are sent and the rooms joined without yielding to any other
-  green thread, under the lock that log delivery takes: a packet is either in the replay or
-  arrives live, never both and never neither.
+- **The seam.** Right after the CONNECT reply, missed packets are sent and the rooms joined
+  without yielding to any other green thread, under the lock that log delivery takes: a packet is
+  either in the replay or arrives live, never both and never neither.
 
 A session that has not shown it reads offsets (an official client's first session) is
 recovered from the position the server recorded when it disconnected: packets still in flight

@@ -180,6 +180,49 @@ class Server:
 # Subscribers (run inside subscriber processes)
 # --------------------------------------------------------------------------------------------
 
+async def _next_packet(ws, timeout):
+    """The next Socket.IO packet during the handshake (engine.io pings answered on the way)."""
+    import aiohttp
+
+    while True:
+        msg = await ws.receive(timeout=timeout)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise ConnectionError(f"unexpected websocket message {msg.type!r} during handshake")
+        if msg.data == "2":
+            await ws.send_str("3")
+            continue
+        return msg.data
+
+
+async def handshake(session, ws_url, auth, join, timeout, on_early=None):
+    """Open a raw WebSocket, CONNECT with `auth`, and (unless `join` is None) send `join` = (event,
+    payload) and wait for its ok ack; events arriving before the ack go to `on_early`. Returns the socket."""
+    ws = await asyncio.wait_for(session.ws_connect(ws_url, autoping=True, max_msg_size=0, compress=0), timeout)
+    opened = await _next_packet(ws, timeout)
+    if not opened.startswith("0"):
+        raise ConnectionError(f"no Engine.IO open packet: {opened[:80]!r}")
+    await ws.send_str("40" + (json.dumps(auth) if auth is not None else ""))
+    while True:
+        packet = await _next_packet(ws, timeout)
+        if packet.startswith("44"):
+            raise ConnectionError(f"connection refused: {packet[2:200]}")
+        if packet.startswith("40"):
+            break
+    if join is None:
+        return ws
+    event, payload = join
+    await ws.send_str("421" + json.dumps([event, payload]))
+    while True:
+        packet = await _next_packet(ws, timeout)
+        if packet.startswith("431"):
+            ack = json.loads(packet[3:])
+            if not (ack and isinstance(ack[0], dict) and ack[0].get("ok")):
+                raise ConnectionError(f"{event} refused: {ack!r}")
+            return ws
+        if packet.startswith("42") and on_early is not None:
+            on_early(packet)  # cannot happen before the join, but count it if it does
+
+
 class RawClient:
     """The leanest subscriber: Engine.IO v4 / Socket.IO v5 over one aiohttp WebSocket.
 
@@ -194,42 +237,8 @@ class RawClient:
         self.ws_url = url.replace("http://", "ws://", 1) + "/socket.io/?EIO=4&transport=websocket"
         self.ws, self.reader = None, None
 
-    async def _next(self, timeout):
-        import aiohttp
-
-        while True:
-            msg = await self.ws.receive(timeout=timeout)
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                raise ConnectionError(f"unexpected websocket message {msg.type!r} during handshake")
-            if msg.data == "2":
-                await self.ws.send_str("3")
-                continue
-            return msg.data
-
     async def connect(self, timeout):
-        self.ws = await asyncio.wait_for(
-            self.session.ws_connect(self.ws_url, autoping=True, max_msg_size=0, compress=0), timeout)
-        opened = await self._next(timeout)
-        if not opened.startswith("0"):
-            raise ConnectionError(f"no Engine.IO open packet: {opened[:80]!r}")
-        await self.ws.send_str("40" + (json.dumps(self.auth) if self.auth is not None else ""))
-        while True:
-            packet = await self._next(timeout)
-            if packet.startswith("44"):
-                raise ConnectionError(f"connection refused: {packet[2:200]}")
-            if packet.startswith("40"):
-                break
-        event, payload = self.join
-        await self.ws.send_str("421" + json.dumps([event, payload]))
-        while True:
-            packet = await self._next(timeout)
-            if packet.startswith("431"):
-                ack = json.loads(packet[3:])
-                if not (ack and isinstance(ack[0], dict) and ack[0].get("ok")):
-                    raise ConnectionError(f"join refused: {ack!r}")
-                break
-            if packet.startswith("42"):
-                self._count(packet)  # cannot happen before the join, but count it if it does
+        self.ws = await handshake(self.session, self.ws_url, self.auth, self.join, timeout, self._count)
         self.reader = asyncio.get_running_loop().create_task(self._read())
 
     def _count(self, data, prefix=f'42["{EVENT}"'):

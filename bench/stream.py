@@ -195,41 +195,8 @@ class Sub:
         self.count, self.best, self.frames = 0, [0] * rec.sensors, []
         self.missing, self.complete, self.closed, self.slow = None, False, False, 0
 
-    async def _next(self, timeout):
-        import aiohttp
-
-        while True:
-            msg = await self.ws.receive(timeout=timeout)
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                raise ConnectionError(f"unexpected websocket message {msg.type!r} during handshake")
-            if msg.data == "2":
-                await self.ws.send_str("3")
-                continue
-            return msg.data
-
     async def connect(self, timeout):
-        self.ws = await asyncio.wait_for(
-            self.session.ws_connect(self.ws_url, autoping=True, max_msg_size=0, compress=0), timeout)
-        opened = await self._next(timeout)
-        if not opened.startswith("0"):
-            raise ConnectionError(f"no Engine.IO open packet: {opened[:80]!r}")
-        await self.ws.send_str("40" + (json.dumps(self.auth) if self.auth is not None else ""))
-        while True:
-            packet = await self._next(timeout)
-            if packet.startswith("44"):
-                raise ConnectionError(f"connection refused: {packet[2:200]}")
-            if packet.startswith("40"):
-                break
-        if self.join is not None:
-            event, payload = self.join
-            await self.ws.send_str("421" + json.dumps([event, payload]))
-            while True:
-                packet = await self._next(timeout)
-                if packet.startswith("431"):
-                    ack = json.loads(packet[3:])
-                    if not (ack and isinstance(ack[0], dict) and ack[0].get("ok")):
-                        raise ConnectionError(f"{event} refused: {ack!r}")
-                    break
+        self.ws = await fanout.handshake(self.session, self.ws_url, self.auth, self.join, timeout)
         self.reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self):

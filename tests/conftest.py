@@ -310,3 +310,30 @@ def js_client_factory():
 def js_client(js_client_factory):
     """One official socket.io-client driver: js_client.connect(url, auth={"token": ...})."""
     return js_client_factory()
+
+
+# For live-server test modules: each defines its own module-scoped `server` fixture.
+
+@pytest.fixture(scope="module")
+def admin(server):
+    """A REST client of the module's live server, signed in as the default admin."""
+    from tests.socket_helpers import Api
+
+    return Api(server)
+
+
+@pytest.fixture
+def connect(server):
+    """Connect python-socketio recording clients to the module's live server; all disconnected after."""
+    from tests.socket_helpers import RecordingClient
+
+    clients = []
+
+    def make(token=None, **kwargs):
+        client = RecordingClient(server.url, token=token, **kwargs).connect()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.disconnect()

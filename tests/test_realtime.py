@@ -14,25 +14,6 @@ def server():
     live.stop()
 
 
-@pytest.fixture(scope="module")
-def admin(server):
-    return Api(server)
-
-
-@pytest.fixture
-def connect(server):
-    clients = []
-
-    def make(token=None, **kwargs):
-        client = RecordingClient(server.url, token=token, **kwargs).connect()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.disconnect()
-
-
 def refused(server, **kwargs):
     client = RecordingClient(server.url, **kwargs)
     with pytest.raises(Exception):

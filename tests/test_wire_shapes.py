@@ -10,7 +10,6 @@ import re
 import pytest
 
 from tests.conftest import ROOT
-from tests.socket_helpers import Api, RecordingClient
 
 
 @pytest.fixture(scope="module")
@@ -20,25 +19,6 @@ def server():
     live = LiveServer({"RATELIMIT_ENABLED": "false", "TASK_WORKERS": "1", "TASK_POLL_S": "0.2"})
     yield live
     live.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(server):
-    return Api(server)
-
-
-@pytest.fixture
-def connect(server):
-    clients = []
-
-    def make(token):
-        client = RecordingClient(server.url, token=token).connect()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.disconnect()
 
 
 def same_as_rest(payload, rest, **extras):

@@ -338,6 +338,14 @@ def connect_reply(frames):
     return json.loads(next(f for f in frames if f.startswith("40"))[2:])
 
 
+def next_update_offset(ws):
+    """The offset (last argument) of the next `traffic_update` on a raw connection."""
+    while True:
+        frame = ws.recv()
+        if frame.startswith('42["traffic_update"'):
+            return json.loads(frame[2:])[2]
+
+
 def connected_payload(ws, frames):
     while not any(f.startswith('42["connected"') for f in frames):
         frames.append(ws.recv())
@@ -371,13 +379,9 @@ def test_the_missed_packets_follow_the_connect_reply(server):
     ws.send("421" + json.dumps(["join_room", {"room": "sensor:CSR-ORDER"}]))
     while not ws.recv().startswith("431"):
         pass
-    offset = None
     post_traffic_to = {"sensor_id": "CSR-ORDER", "vehicle_count": 1, "average_speed": 40.0, "congestion_level": 10.0}
     assert api.post("/api/traffic/data", post_traffic_to).status_code == 201
-    while offset is None:
-        frame = ws.recv()
-        if frame.startswith('42["traffic_update"'):
-            offset = json.loads(frame[2:])[2]
+    offset = next_update_offset(ws)
     ws.close()  # transport loss
     time.sleep(0.3)
     assert api.post("/api/traffic/data", dict(post_traffic_to, vehicle_count=2)).status_code == 201
@@ -403,11 +407,7 @@ def test_a_quiet_session_stays_recoverable_after_its_last_packet_left_the_log(li
         pass
     quiet = {"sensor_id": "CSR-Q", "vehicle_count": 1, "average_speed": 40.0, "congestion_level": 10.0}
     assert api.post("/api/traffic/data", quiet).status_code == 201
-    offset = None
-    while offset is None:
-        frame = ws.recv()
-        if frame.startswith('42["traffic_update"'):
-            offset = json.loads(frame[2:])[2]
+    offset = next_update_offset(ws)
     for n in range(20):  # 4 s of traffic elsewhere: the quiet room's packet ages out of the 3 s log
         post_traffic(api, n)
         time.sleep(0.2)

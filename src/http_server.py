@@ -30,7 +30,10 @@ from src.errors import error_body
 LISTEN_BACKLOG = 1024
 
 _stats = {"open_connections": 0, "header_timeouts": 0, "idle_timeouts": 0, "body_timeouts": 0,
-          "max_connections": None}
+          "max_connections": None,
+          # WebSocket packets written at once by the sender (`direct_writes`) or handed to the
+          # connection's writer greenlet because something was ahead of them (`queued_writes`)
+          "direct_writes": 0, "queued_writes": 0}
 
 
 def stats():
@@ -51,7 +54,7 @@ def serve(app):
         import eventlet.wsgi
 
         patch_websocket()
-        patch_engineio_writer()
+        patch_engineio_socket()
         _stats["max_connections"] = config["MAX_CONNECTIONS"]
         protocol = make_protocol(config["HTTP_HEADER_TIMEOUT_S"], config["HTTP_IDLE_TIMEOUT_S"],
                                  config["HTTP_BODY_TIMEOUT_S"], config["SOCKET_SEND_BUFFER_BYTES"])
@@ -243,17 +246,40 @@ def patch_websocket():
 
 
 WRITE_BATCH = 16  # packets an engine.io writer takes from its queue at a time
+class RawFrame(bytes):
+    """The unsent end of a WebSocket frame written in part: its writer sends it as it is."""
 
 
-def patch_engineio_writer():
-    """engine.io's writer takes every queued packet at once, then blocks writing them to a client that
-    does not read: the backlog then sits in the writer, unbounded and invisible. Taking at most
-    WRITE_BATCH at a time leaves it in the queue, where SOCKET_MAX_BACKLOG bounds it. Idempotent."""
+class _RawPacket:
+    """Queued for a writer in place of an engine.io packet; `encode` gives the raw bytes back."""
+
+    def __init__(self, data):
+        self.data = RawFrame(data)
+
+    def encode(self):
+        return self.data
+
+
+def patch_engineio_socket():
+    """Make engine.io's per-connection WebSocket writer cheap and bounded. Idempotent.
+
+    - engine.io queues every packet and wakes the connection's writer greenlet to write it. A
+      reading sent to 1000 dashboards thus costs 1000 queue wake-ups and greenlet switches (about
+      50-150 µs of CPU each, when readings arrive one at a time). When nothing is queued or being
+      written for a connection, `send` now writes the WebSocket frame itself, without blocking,
+      and the frame is built once per packet for every recipient (per connection only with
+      permessage-deflate, whose compressor has per-connection state). What the kernel does not
+      take is queued, so order is kept and a slow reader still fills its queue.
+    - engine.io's writer takes every queued packet at once, then blocks writing them to a client
+      that does not read: the backlog then sits in the writer, unbounded and invisible. Taking at
+      most WRITE_BATCH at a time leaves it in the queue, where SOCKET_MAX_BACKLOG bounds it.
+    """
     from engineio import exceptions as eio_exceptions
     from engineio.socket import Socket
 
-    if getattr(Socket, "_citypulse_poll", None):
+    if getattr(Socket, "_citypulse_originals", None):
         return
+    originals = {"poll": Socket.poll, "send": Socket.send, "_websocket_handler": Socket._websocket_handler}
 
     def poll(self):
         queue_empty = self.server.get_queue_empty_exception()
@@ -276,8 +302,66 @@ def patch_engineio_writer():
             packets.append(pkt)
         return packets
 
-    Socket._citypulse_poll = Socket.poll
+    def websocket_handler(self, ws):
+        send = ws.send
+
+        def send_raw_or_packed(message, **kw):
+            if type(message) is RawFrame:
+                return ws._send(message)
+            return send(message, **kw)
+
+        ws.send = send_raw_or_packed
+        # Only a plain TCP socket: an SSL socket must retry a partial write with the same buffer.
+        fd = getattr(ws.socket, "fd", None)
+        self._citypulse_ws = ws if hasattr(fd, "send") and not hasattr(fd, "do_handshake") else None
+        try:
+            return originals["_websocket_handler"](self, ws)
+        finally:
+            self._citypulse_ws = None
+
+    def send(self, pkt):
+        ws = self.__dict__.get("_citypulse_ws")
+        # Writable now only if nothing is ahead of this packet: nothing queued, no frame being
+        # written (the writer holds the lock while it writes; it takes packets off the queue only
+        # in its own turn and writes them before it yields), and the connection is WebSocket-only.
+        if (ws is None or self.queue.qsize() or ws._sendlock.locked() or not self.upgraded or self.upgrading
+                or self.closed or ws.websocket_closed):
+            _stats["queued_writes"] += 1
+            return originals["send"](self, pkt)
+        if not self.check_ping_timeout():
+            return
+        if ws.extensions.get("permessage-deflate"):
+            frame = ws._pack_message(pkt.encode())
+        else:
+            frame = pkt.__dict__.get("_citypulse_frame")
+            if frame is None:
+                frame = pkt._citypulse_frame = ws._pack_message(pkt.encode())
+        try:
+            sent = ws.socket.fd.send(frame)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the peer is gone: the writer fails the same way and ends the connection
+            _stats["queued_writes"] += 1
+            return originals["send"](self, pkt)
+        _stats["direct_writes"] += 1
+        if sent < len(frame):
+            self.queue.put(_RawPacket(frame[sent:]))
+
+    Socket._citypulse_originals = originals
     Socket.poll = poll
+    Socket.send = send
+    Socket._websocket_handler = websocket_handler
+
+
+def abort_websocket(eio_socket):
+    """Shut down a WebSocket's TCP connection at once, even while its writer is blocked writing to a
+    client that stopped reading (closing the engine.io socket alone waits for that write for ever)."""
+    ws = getattr(eio_socket, "_citypulse_ws", None)
+    if ws is not None:
+        try:
+            ws.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
 
 
 def make_protocol(header_s, idle_s, body_s, send_buffer=0):

@@ -542,7 +542,7 @@ def test_stats_counts_connections_and_timeouts():
 
     after = http_server.stats()
     assert set(after) == {"open_connections", "header_timeouts", "idle_timeouts", "body_timeouts",
-                          "max_connections"}
+                          "max_connections", "direct_writes", "queued_writes"}
     assert after["open_connections"] == before["open_connections"]
     assert after["idle_timeouts"] - before["idle_timeouts"] >= 1
     assert after["header_timeouts"] - before["header_timeouts"] == 1

@@ -241,6 +241,58 @@ def test_a_client_that_never_reads_is_bounded_told_and_dropped_while_others_keep
         stalled.close()
 
 
+def http_stats(server, token):
+    return requests.get(server.url + "/api/health", headers=bearer(token), timeout=5).json()["services"]["http"]
+
+
+def test_a_client_whose_buffer_fills_mid_frame_gets_every_event_whole_and_in_order(server):
+    """Events are written straight to idle connections; what the kernel does not take (the end of
+    a frame, then whole packets) waits in the connection's queue, in order, until it reads again."""
+    api = Api(server)
+    stalled = stalled_client(server, api.token)
+    try:
+        before = http_stats(server, api.token)
+        sent = 0
+        while http_stats(server, api.token)["queued_writes"] - before["queued_writes"] < 40:
+            post_batch(api, [traffic(f"S-FULL-{n % 7}", n) for n in range(sent, sent + 20)])
+            sent += 20
+            assert sent < 2000, "the kernel never filled"
+        after = http_stats(server, api.token)
+        assert after["direct_writes"] - before["direct_writes"] >= sent * 0.5  # most went straight out
+        stalled.settimeout(5)
+        counts = []
+        while len(counts) < sent:
+            message = stalled.recv()  # a frame cut in two would not decode
+            if message.startswith('42["traffic_update"'):
+                counts.append(json.loads(message[2:])[1]["vehicle_count"])
+        assert counts == list(range(sent))
+    finally:
+        stalled.close()
+
+
+def test_a_slow_consumer_that_never_reads_again_loses_its_tcp_connection(server):
+    """Its writer is blocked on a full send buffer; the connection and its MAX_CONNECTIONS slot are freed anyway."""
+    api = Api(server)
+    def slow_consumers():
+        health = requests.get(server.url + "/api/health", headers=bearer(api.token), timeout=5).json()
+        return health["services"]["realtime"]["client_faults"].get("slow_consumer", 0)
+
+    baseline, told_before = http_stats(server, api.token)["open_connections"], slow_consumers()
+    stalled = stalled_client(server, api.token)
+    try:
+        told_at = None
+        for round_ in range(12):
+            post_batch(api, [traffic(f"S-GONE-{i}", round_ * 1000 + i) for i in range(250)])
+            time.sleep(0.3)
+            if slow_consumers() > told_before:
+                told_at = time.time()
+                break
+        assert told_at, "never told slow_consumer"
+        assert wait_until(lambda: http_stats(server, api.token)["open_connections"] <= baseline, timeout=8)
+    finally:
+        stalled.close()
+
+
 def test_the_stream_works_across_two_processes_with_redis(live_server, redis_db):
     a = live_server(RATELIMIT_ENABLED="false", REDIS_URL=redis_db)
     b = live_server(RATELIMIT_ENABLED="false", REDIS_URL=redis_db)

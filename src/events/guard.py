@@ -129,5 +129,5 @@ def _bound_backlog(server, max_backlog):
 
 def _close_later(server, eio_sid):
     server.sleep(SLOW_CONSUMER_GRACE_S)
-    sweeper.close_transport(server, eio_sid)
+    sweeper.close_transport(server, eio_sid, shut_down=True)
     _slow.discard(eio_sid)

@@ -277,19 +277,32 @@ def _sync_state(app):
 
 def is_revoked(claims):
     """True if the token, its session, or all of its user's older tokens were revoked."""
+    return bool(revoked_among([claims]))
+
+
+def revoked_among(claims_list):
+    """The jtis of these tokens that were revoked: one Redis MGET, or one MongoDB query, for all of them."""
+    tokens = {c["jti"]: (c["jti"], c["sub"], c["iat"], c.get("sid")) for c in claims_list}
+    if not tokens:
+        return set()
     app = current_app._get_current_object()
     state = _sync_state(app)
     if get_redis(app) is not None and state["outages_seen"] == outages.redis.outages_total:
-        keys = [_key("revoked", claims["jti"]), _key("revoked-user", claims["sub"]),
-                _key("revoked-session", claims.get("sid", "-")), _key("revocations", "loaded")]
+        keys = [_key("revocations", "loaded")]
+        for jti, user_id, _, session_id in tokens.values():
+            keys += [_key("revoked", jti), _key("revoked-user", user_id), _key("revoked-session", session_id or "-")]
         marks = attempt(lambda client: client.mget(keys))
-        if marks is not UNAVAILABLE and marks[3] is not None:
-            token_mark, user_cutoff, session_mark, _ = marks
-            return (token_mark is not None or session_mark is not None
-                    or (user_cutoff is not None and claims["iat"] < float(user_cutoff)))
+        if marks is not UNAVAILABLE and marks[0] is not None:
+            revoked = set()
+            for n, (jti, _, issued_at, _) in enumerate(tokens.values()):
+                token_mark, user_cutoff, session_mark = marks[1 + 3 * n:4 + 3 * n]
+                if (token_mark is not None or session_mark is not None
+                        or (user_cutoff is not None and issued_at < float(user_cutoff))):
+                    revoked.add(jti)
+            return revoked
         if marks is not UNAVAILABLE:  # Redis answered without the marker: emptied behind our back
             state["outages_seen"] = None
-    return revoked_tokens.is_revoked(get_db(), claims["jti"], claims["sub"], claims["iat"], claims.get("sid"))
+    return revoked_tokens.revoked_among(get_db(), list(tokens.values()))
 
 
 def sync_revocations(app):

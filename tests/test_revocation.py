@@ -1,4 +1,5 @@
 """Revocation with Redis as a copy of MongoDB's record: nothing revoked is accepted across outages."""
+import pytest
 import redis
 
 from src import auth, outages
@@ -54,3 +55,31 @@ def test_an_emptied_redis_is_reloaded_completely(app_factory, redis_db, monkeypa
     for tokens in revoked:
         assert client.get("/api/auth/profile", headers=bearer(tokens["access_token"])).status_code == 401
         assert client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+
+
+@pytest.mark.parametrize("with_redis", [False, True], ids=["mongodb", "redis"])
+def test_one_lookup_tells_which_of_many_tokens_are_revoked(app_factory, redis_db, with_redis, monkeypatch):
+    """The session sweeper checks every open socket's token at once; each kind of revocation counts."""
+    app = app_factory(**({"REDIS_URL": redis_db} if with_redis else {}))
+    with app.test_request_context():
+        if with_redis:
+            auth.sync_revocations(app)
+        user, other = {"_id": "u-1", "role": "operator"}, {"_id": "u-2", "role": "viewer"}
+        signed_out, same_session, by_jti, older, fine = (
+            auth.encode_token(user, auth.ACCESS, session_id="s-out")[1],
+            auth.encode_token(user, auth.ACCESS, session_id="s-out")[1],
+            auth.encode_token(other, auth.ACCESS)[1],
+            auth.encode_token(other, auth.ACCESS)[1],
+            auth.encode_token(user, auth.ACCESS)[1])
+        auth.revoke_session(signed_out)
+        auth.revoke(by_jti)
+        auth.revoke_user_tokens("u-2")  # every older token of u-2 (by_jti, older)
+        newer = auth.encode_token(other, auth.ACCESS)[1]
+        newer["iat"] += 1  # after the cutoff (whole-microsecond claims, same clock)
+        queries = []
+        collection_type = type(app.extensions["mongo_db"].revoked_tokens)
+        find = collection_type.find
+        monkeypatch.setattr(collection_type, "find", lambda self, *a, **k: queries.append(a) or find(self, *a, **k))
+        revoked = auth.revoked_among([signed_out, same_session, by_jti, older, fine, newer] * 50)
+        assert revoked == {signed_out["jti"], same_session["jti"], by_jti["jti"], older["jti"]}
+        assert len(queries) == (0 if with_redis else 1)  # Redis answers alone once loaded

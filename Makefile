@@ -17,6 +17,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+$(VENV)/.bench: $(VENV)/.dev bench/requirements.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
 venv: $(VENV)/.runtime
 dev-venv: $(VENV)/.dev
 
@@ -36,7 +40,7 @@ test: dev-venv js-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks (figures as ratios measured in one run)
-bench: dev-venv
+bench: $(VENV)/.bench
 	$(PY) bench/run_all.py
 
 clean:

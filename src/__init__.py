@@ -91,6 +91,8 @@ def register_extensions(app):
         # Any origin may connect with `*`, but never with credentials (tokens go in `auth`, not cookies).
         cors_credentials=origins != "*",
         max_http_buffer_size=app.config["SOCKET_MAX_MESSAGE_BYTES"],
+        ping_interval=app.config["SOCKET_PING_INTERVAL_S"],
+        ping_timeout=app.config["SOCKET_PING_TIMEOUT_S"],
         logger=False,
         engineio_logger=False,
     )

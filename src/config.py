@@ -177,6 +177,10 @@ class Config:
     # The largest message a client may send; our events are small JSON objects (engine.io's own
     # default is 1 MB, and every byte of a WebSocket frame costs CPU to unmask).
     SOCKET_MAX_MESSAGE_BYTES = _int("SOCKET_MAX_MESSAGE_BYTES", 64 * 1024)
+    # engine.io's heartbeat: a ping every interval, and a peer that has not answered within the
+    # timeout is closed (the Node server's and python-engineio's defaults), whole seconds.
+    SOCKET_PING_INTERVAL_S = _int("SOCKET_PING_INTERVAL_S", 25)
+    SOCKET_PING_TIMEOUT_S = _int("SOCKET_PING_TIMEOUT_S", 20)
     ALERT_REPLAY_MAX = _int("ALERT_REPLAY_MAX", 500)
     SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "citypulse-socketio")
     # Sockets are checked this often for expired or revoked tokens and changed accounts.

@@ -77,8 +77,33 @@ def _patch_cursor(cursor_cls):
     cursor_cls._compute_results = _locked(compute)
 
 
+def _patch_id_lookup(collection_cls):
+    """A filter on one `_id` reads that document, not the whole collection.
+
+    mongomock-ng tests every document against every filter. Documents are stored by `_id`, so
+    `{"_id": <scalar>, ...}` (the latest value of a sensor, on every reading) can look the one
+    candidate up and test only it: MongoDB's `_id` index does the same.
+    """
+    from bson import ObjectId
+    from mongomock_ng import filtering
+
+    iter_documents = collection_cls._iter_documents
+
+    def _iter_documents(self, filter):
+        doc_id = filter.get("_id") if isinstance(filter, dict) else None
+        if type(doc_id) not in (str, int, ObjectId):  # an operator, a sub-document, a float: scan
+            return iter_documents(self, filter)
+        try:
+            document = self._store[doc_id]
+        except KeyError:
+            return iter(())
+        return iter([document] if filtering.filter_applies(filter, document) else [])
+
+    collection_cls._iter_documents = _iter_documents
+
+
 def patch_embedded_engine():
-    """Apply the thread-safety lock and the cursor fix to mongomock-ng, once."""
+    """Apply the thread-safety lock, the cursor fix and the `_id` lookup to mongomock-ng, once."""
     global _patched
     if _patched:
         return
@@ -88,6 +113,7 @@ def patch_embedded_engine():
         if hasattr(Collection, name):
             setattr(Collection, name, _locked(getattr(Collection, name)))
     _patch_cursor(Cursor)
+    _patch_id_lookup(Collection)
     _patched = True
 
 

@@ -283,11 +283,17 @@ def patch_engineio_socket():
 
     def poll(self):
         queue_empty = self.server.get_queue_empty_exception()
-        try:
-            packets = [self.queue.get(timeout=self.server.ping_interval + self.server.ping_timeout)]
-            self.queue.task_done()
-        except queue_empty:
-            raise eio_exceptions.QueueEmpty()
+        while True:
+            try:
+                packets = [self.queue.get(timeout=self.server.ping_interval + self.server.ping_timeout)]
+                self.queue.task_done()
+                break
+            except queue_empty:
+                # engine.io ends the connection when nothing was queued for a ping period, which
+                # used to mean a dead peer. With direct writes an idle queue is the normal case
+                # (pings go out directly too); a dead peer is closed by the ping check instead.
+                if self.closed:
+                    raise eio_exceptions.QueueEmpty()
         if packets == [None]:
             return []
         while len(packets) < WRITE_BATCH:

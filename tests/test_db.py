@@ -44,6 +44,34 @@ def test_cursor_iteration_is_linear_not_quadratic(embedded):
     assert ratio < 32, f"16x documents took {ratio:.1f}x as long"
 
 
+def test_a_filter_on_one_id_reads_one_document_with_the_same_answers(embedded, monkeypatch):
+    """The latest-value upsert on every reading filters on `_id`: it must not test every document."""
+    from bson import ObjectId
+    from mongomock_ng import filtering
+
+    oid = ObjectId()
+    embedded.latest.insert_many([{"_id": f"traffic:T{i}", "ts": i} for i in range(300)]
+                                + [{"_id": 7, "ts": 7}, {"_id": oid, "ts": 8}, {"_id": {"a": 1}, "ts": 9}])
+    from mongomock_ng import collection as engine_collection
+
+    tested = []
+    for module in (filtering, engine_collection):  # ours, and the engine's scan
+        monkeypatch.setattr(module, "filter_applies",
+                            lambda f, d, *a, applies=filtering.filter_applies: tested.append(d) or applies(f, d, *a))
+    assert embedded.latest.find_one({"_id": "traffic:T5"})["ts"] == 5
+    assert len(tested) == 1
+    assert embedded.latest.find_one({"_id": "traffic:T5", "ts": {"$lte": 4}}) is None  # the rest still applies
+    assert embedded.latest.find_one({"_id": "traffic:T999"}) is None
+    assert embedded.latest.find_one({"_id": 7})["ts"] == 7 and embedded.latest.find_one({"_id": oid})["ts"] == 8
+    assert embedded.latest.update_one({"_id": "traffic:T6", "ts": {"$lte": 6}}, {"$set": {"ts": 60}}).matched_count == 1
+    assert embedded.latest.find_one({"_id": "traffic:T6"})["ts"] == 60
+    assert embedded.latest.delete_one({"_id": "traffic:T7"}).deleted_count == 1
+    assert embedded.latest.count_documents({"_id": "traffic:T7"}) == 0
+    # Operators and sub-documents still scan, with the same answers.
+    assert [d["ts"] for d in embedded.latest.find({"_id": {"$in": ["traffic:T1", 7]}}).sort("ts", 1)] == [1, 7]
+    assert embedded.latest.find_one({"_id": {"a": 1}})["ts"] == 9
+
+
 def test_concurrent_claims_never_double_claim(embedded):
     """8 threads claim 400 queued items with find_one_and_update; each is claimed exactly once."""
     embedded.queue.insert_many([{"n": n, "status": "queued"} for n in range(400)])

@@ -293,6 +293,24 @@ def test_a_slow_consumer_that_never_reads_again_loses_its_tcp_connection(server)
         stalled.close()
 
 
+def test_a_quiet_connection_stays_open_past_the_ping_period(live_server):
+    """Pings and events are written straight out, so a connection's queue may stay empty for longer
+    than engine.io's ping interval + timeout; that alone must not close it."""
+    quick = live_server(RATELIMIT_ENABLED="false", SOCKET_PING_INTERVAL_S="1", SOCKET_PING_TIMEOUT_S="1")
+    api = Api(quick)
+    client, events = recording_client(quick, api.token)
+    disconnects = []
+    client.on("disconnect", lambda *args: disconnects.append(args))
+    try:
+        assert client.call("join_room", {"room": "traffic_monitoring"})["ok"] is True
+        time.sleep(5)  # 2.5 ping periods, nothing queued
+        post_batch(api, [traffic("S-QUIET", 1)])
+        assert wait_until(lambda: any(e == "traffic_update" for e, _ in events), timeout=5)
+        assert disconnects == [] and client.connected
+    finally:
+        client.disconnect()
+
+
 def test_the_stream_works_across_two_processes_with_redis(live_server, redis_db):
     a = live_server(RATELIMIT_ENABLED="false", REDIS_URL=redis_db)
     b = live_server(RATELIMIT_ENABLED="false", REDIS_URL=redis_db)

@@ -175,6 +175,11 @@ def test_rest_and_websocket_through_nginx(live_server, nginx):
     assert requests.get(proxy.url + "/api/health", timeout=5).json()["status"] == "healthy"
     missing = requests.get(proxy.url + "/elsewhere", timeout=5)
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    # The console and the docs' vendored files reach the app too.
+    console = requests.get(proxy.url + "/", timeout=5)
+    assert console.status_code == 200 and "text/html" in console.headers["Content-Type"]
+    assert requests.get(proxy.url + "/static/swagger-ui/swagger-ui.css", timeout=5).status_code == 200
+    assert requests.get(proxy.url + "/console/city.json", timeout=5).status_code in (200, 401)
     api = Api(server)
     client = RecordingClient(proxy.url, token=api.token)
     assert_live_updates(client.connect(), api, "T-nginx")  # WebSocket only: needs the Upgrade headers

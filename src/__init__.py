@@ -35,6 +35,7 @@ def create_app(config=None):
         log.warning("%s", warning)
     register_extensions(app)
     register_blueprints(app)
+    register_console(app)
     register_socket_handlers(app)
     register_error_handlers(app)
     register_request_guards(app)
@@ -105,6 +106,13 @@ def register_blueprints(app):
     document_schemas(api)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+
+
+def register_console(app):
+    """The operations console at `/` (src/routes/console.py): static pages, outside the API and its spec."""
+    from src.routes import console
+
+    app.register_blueprint(console.blp)
 
 
 def register_socket_handlers(app):

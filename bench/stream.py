@@ -964,8 +964,11 @@ class SlowClient:
 
     def server_side(self):
         """(state, bytes queued to send) of the server's end of this connection, from /proc/net/tcp."""
-        local = "%04X" % self.sock.getsockname()[1]
-        remote = "%04X" % self.sock.getpeername()[1]
+        try:
+            local = "%04X" % self.sock.getsockname()[1]
+            remote = "%04X" % self.sock.getpeername()[1]
+        except OSError:  # reset by the server: its end is gone
+            return "gone", 0
         try:
             with open("/proc/net/tcp") as fh:
                 for line in fh:

@@ -299,6 +299,28 @@ def _cpu_now():
     return usage.ru_utime + usage.ru_stime
 
 
+def driver_link(conn, idle_limit):
+    """(receive, watchdog task) for a subscriber process, inside its event loop: `receive()` awaits
+    the driver's next message; the process exits on its own when the driver is gone or has been
+    silent for `idle_limit` seconds (longer than any phase)."""
+    loop = asyncio.get_running_loop()
+    parent = os.getppid()
+    heard = {"at": time.monotonic()}
+
+    async def watchdog():
+        while True:
+            await asyncio.sleep(1)
+            if os.getppid() != parent or time.monotonic() - heard["at"] > idle_limit:
+                os._exit(3)
+
+    async def receive():
+        message = await loop.run_in_executor(None, conn.recv)
+        heard["at"] = time.monotonic()
+        return message
+
+    return receive, loop.create_task(watchdog())
+
+
 def subscriber_main(conn, cfg):
     """Entry point of one subscriber process; talks to the driver over `conn`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and tells us to stop
@@ -324,24 +346,7 @@ async def _subscriber(conn, cfg):
     """
     import aiohttp
 
-    loop = asyncio.get_running_loop()
-    parent = os.getppid()
-    idle_limit = cfg["connect_timeout"] + cfg["timeout"] + 60
-    heard = {"at": time.monotonic()}
-
-    async def watchdog():
-        # Exit on our own when the driver is gone or has been silent for longer than any phase.
-        while True:
-            await asyncio.sleep(1)
-            if os.getppid() != parent or time.monotonic() - heard["at"] > idle_limit:
-                os._exit(3)
-
-    async def receive():
-        message = await loop.run_in_executor(None, conn.recv)
-        heard["at"] = time.monotonic()
-        return message
-
-    watch = loop.create_task(watchdog())
+    receive, watch = driver_link(conn, cfg["connect_timeout"] + cfg["timeout"] + 60)
     n = cfg["clients"]
     counts = [0] * n
     state = {"target": None, "remaining": 0, "done_at": None, "cpu_done": None, "payload_bytes": None,

@@ -429,23 +429,7 @@ async def _subscriber(conn, cfg):
     final value (or the deadline), reply ("done", summary); ("stop",) -> disconnect and exit."""
     import aiohttp
 
-    loop = asyncio.get_running_loop()
-    parent = os.getppid()
-    idle_limit = cfg["connect_timeout"] + 600
-    heard = {"at": time.monotonic()}
-
-    async def watchdog():
-        while True:
-            await asyncio.sleep(1)
-            if os.getppid() != parent or time.monotonic() - heard["at"] > idle_limit:
-                os._exit(3)
-
-    async def receive():
-        message = await loop.run_in_executor(None, conn.recv)
-        heard["at"] = time.monotonic()
-        return message
-
-    watch = loop.create_task(watchdog())
+    receive, watch = fanout.driver_link(conn, cfg["connect_timeout"] + 600)
     rec = Recorder(cfg["sensors"])
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())

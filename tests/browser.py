@@ -4,24 +4,17 @@ import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import uuid
 
 import pytest
-import requests
 
-from tests.conftest import ADMIN, ROOT
+from tests.conftest import LiveServer, free_port
 
 # In CI (or when asked) a missing chromium or playwright is a failure, not a skip.
 BROWSER_REQUIRED = os.environ.get("REQUIRE_BROWSER") == "1"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
-# Browser tests listen on these ports only (a live server and the proxy in front of it).
-PORTS = range(5600, 5700)
 SECRET = "browser-test-secret-key-that-is-long-enough"
 
 
@@ -57,75 +50,16 @@ def launch():
     return playwright, browser
 
 
-_taken = set()
-
-
-def free_port():
-    """A free port in PORTS (each handed out once per test run)."""
-    for port in PORTS:
-        if port in _taken:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _taken.add(port)
-        return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
-
-
-class ConsoleServer:
-    """`python run.py` in development mode: seeded city, simulators every 2 s, one task worker."""
+class ConsoleServer(LiveServer):
+    """`python run.py` in development mode with the scheduler on: seeded city, simulators every 2 s,
+    one task worker."""
 
     def __init__(self, **env):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
-        full_env.update({
-            "APP_ENV": "development", "HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "WARNING",
-            "BCRYPT_ROUNDS": "4", "JWT_SECRET_KEY": SECRET, "SIMULATION_INTERVAL_S": "2", "TASK_WORKERS": "1",
+        super().__init__(dict({
+            "SCHEDULER_ENABLED": "true", "JWT_SECRET_KEY": SECRET, "SIMULATION_INTERVAL_S": "2",
+            "TASK_WORKERS": "1",
             # Every page and test signs in from 127.0.0.1: the per-IP login limit is not under test here.
-            "RATELIMIT_LOGIN": "1000 per minute", "RATELIMIT_DEFAULT": "1000 per minute",
-            "SOCKET_CONNECTS_BURST": "100000"})
-        if os.environ.get("TEST_MONGO_URI"):
-            full_env["MONGO_URI"] = os.environ["TEST_MONGO_URI"]
-            full_env["MONGO_DB_NAME"] = f"citypulse_test_{uuid.uuid4().hex[:12]}"
-        full_env.update(env)
-        self.log = tempfile.NamedTemporaryFile(prefix="citypulse-console-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py")], cwd=ROOT, env=full_env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if requests.get(self.url + "/api/health/live", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("server did not become ready")
-
-    def output(self):
-        with open(self.log.name, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-
-    def login(self, email=ADMIN["email"], password=ADMIN["password"]):
-        response = requests.post(self.url + "/api/auth/login", json={"email": email, "password": password}, timeout=10)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        os.unlink(self.log.name)
+            "RATELIMIT_LOGIN": "1000 per minute", "RATELIMIT_DEFAULT": "1000 per minute"}, **env))
 
 
 class TcpProxy:
